@@ -1,0 +1,36 @@
+/* gitinfo.h — the git facts provenance needs, read with libgit2. */
+#ifndef MLSTAGE_GITINFO_H
+#define MLSTAGE_GITINFO_H
+
+#include <json-c/json.h>
+
+#include "util.h"
+
+/*
+ * Collects metadata of the repository containing `path` (discovered
+ * upwards). *out receives a new object:
+ *   {"commit": "<40 hex>", "short_commit": "<7>", "branch": "main" | null,
+ *    "detached": bool, "tags": ["v1.0", ...] (tags pointing at HEAD),
+ *    "dirty": bool (tracked changes in index or worktree, or untracked
+ *    files not ignored), "author": {"name","email","time"(RFC 3339)},
+ *    "committer": {...}, "message": "<subject line>",
+ *    "origin": "https://host/org/repo" | null (credentials stripped),
+ *    "uri": "git+https://host/org/repo@refs/heads/main" (in-toto form; a
+ *    file:// URI of the top level when there is no origin),
+ *    "toplevel": "/abs/path"}
+ * Outside a repository (or in one without commits) *out is NULL and 0 is
+ * returned; the caller warns. Errors reading a repository that exists are
+ * MLSTAGE_EIO.
+ */
+int gitinfo_collect(const char *path, json_object **out, struct mls_err *err);
+
+/* Top level of the work tree containing `path`, newly allocated, or NULL. */
+char *gitinfo_toplevel(const char *path);
+
+/*
+ * Strips user:password@ from a URL and turns scp-like "git@host:org/repo"
+ * into "ssh://git@host/org/repo" minus the user; newly allocated.
+ */
+char *gitinfo_strip_credentials(const char *url);
+
+#endif
