@@ -111,6 +111,15 @@ void buf_free(struct buf *b)
     buf_init(b);
 }
 
+int pathf(char *out, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, size, fmt, ap);
+    va_end(ap);
+    return n < 0 || (size_t)n >= size ? MLSTAGE_EINPUT : 0;
+}
+
 double now_mono(void)
 {
     struct timespec ts;

@@ -36,6 +36,12 @@ int buf_vprintf(struct buf *b, const char *fmt, va_list ap) MLSTAGE_PRINTF(2, 0)
 char *buf_steal(struct buf *b);
 void buf_free(struct buf *b);
 
+/*
+ * snprintf into a fixed buffer that reports truncation: 0, or
+ * MLSTAGE_EINPUT when the result did not fit (a path longer than PATH_MAX).
+ */
+int pathf(char *out, size_t size, const char *fmt, ...) MLSTAGE_PRINTF(3, 4);
+
 /* Seconds on the monotonic clock. */
 double now_mono(void);
 /* Seconds since the epoch, with sub-second precision. */
