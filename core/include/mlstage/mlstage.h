@@ -10,5 +10,6 @@
 #include <mlstage/proc.h>
 #include <mlstage/http.h>
 #include <mlstage/fs.h>
+#include <mlstage/registry.h>
 
 #endif
