@@ -296,25 +296,37 @@ done:
     return rc;
 }
 
+/*
+ * remote.origin.url as configured, read from a config snapshot rather
+ * than through git_remote_lookup: the configured URL is the repository's
+ * identity (url.*.insteadOf rewrites are local transport plumbing —
+ * mirrors, injected tokens — that provenance should not record), it skips
+ * parsing refspecs, and libgit2 1.5's remote lookup leaks PCRE2 match data
+ * on every insteadOf pattern that does not match (fixed upstream in 1.6).
+ */
 static int origin_of(git_repository *repo, const char *toplevel, char **out, struct mls_err *err)
 {
     int rc = 0;
-    git_remote *remote = NULL;
+    git_config *cfg = NULL;
+    const char *url = NULL;
     *out = NULL;
-    int gr = git_remote_lookup(&remote, repo, "origin");
+    if (git_repository_config_snapshot(&cfg, repo) < 0) {
+        rc = git_fail(err, "cannot read the configuration", toplevel);
+        goto done;
+    }
+    int gr = git_config_get_string(&url, cfg, "remote.origin.url");
     if (gr == GIT_ENOTFOUND) {
         git_error_clear();
         goto done;
     }
     if (gr < 0) {
-        rc = git_fail(err, "cannot read remote origin", toplevel);
+        rc = git_fail(err, "cannot read remote.origin.url", toplevel);
         goto done;
     }
-    const char *url = git_remote_url(remote);
     if (url && *url)
         *out = origin_url(url, toplevel);
 done:
-    git_remote_free(remote);
+    git_config_free(cfg);
     return rc;
 }
 

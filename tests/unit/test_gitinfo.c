@@ -377,6 +377,22 @@ static void scp_like_origin_becomes_an_ssh_url(void)
     free(dir);
 }
 
+static void origin_is_recorded_as_configured_not_as_rewritten_by_insteadof(void)
+{
+    char *dir = make_repo();
+    git_quiet(dir, "remote add origin https://github.com/org/repo.git");
+    git_quiet(dir, "config url.https://oauth2:tok3n@mirror.example/.insteadOf https://github.com/");
+    json_object *info = collect_ok(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(info);
+    ASSERT_STR_FIELD(info, "origin", "https://github.com/org/repo.git");
+    const char *all = json_object_to_json_string_ext(info, JSON_C_TO_STRING_PLAIN);
+    TU_ASSERT_NOT_CONTAINS(all, "mirror.example");
+    TU_ASSERT_NOT_CONTAINS(all, "tok3n");
+    json_object_put(info);
+    tu_rm_rf(dir);
+    free(dir);
+}
+
 static void local_path_origin_becomes_a_file_url(void)
 {
     char *dir = make_repo();
@@ -500,6 +516,8 @@ int main(int argc, char **argv)
         {"credentials in an https origin never reach the result",
          credentials_in_an_https_origin_never_reach_the_result},
         {"an scp-like origin becomes an ssh:// URL", scp_like_origin_becomes_an_ssh_url},
+        {"the origin is recorded as configured, not as rewritten by insteadOf",
+         origin_is_recorded_as_configured_not_as_rewritten_by_insteadof},
         {"a local path origin becomes a file:// URL", local_path_origin_becomes_a_file_url},
         {"strip_credentials handles each URL form", strip_credentials_handles_each_url_form},
         {"a folder outside any repository gives NULL", folder_outside_any_repository_gives_null},
