@@ -21,9 +21,9 @@
  *    file:// URI of the top level when there is no origin),
  *    "toplevel": "/abs/path"}
  * Outside a repository (or in one without commits, or a bare one without
- * a work tree) *out is NULL and 0 is
- * returned; the caller warns. Errors reading a repository that exists are
- * MLSTAGE_EIO.
+ * a work tree) *out is NULL and 0 is returned; the caller warns. Errors
+ * reading a repository that exists are MLSTAGE_EIO (a repository owned by
+ * another user says how to trust it, as git does).
  */
 int gitinfo_collect(const char *path, json_object **out, struct mls_err *err);
 
