@@ -14,13 +14,16 @@
  *    "dirty": bool (tracked changes in index or worktree, or untracked
  *    files not ignored), "author": {"name","email","time"(RFC 3339)},
  *    "committer": {...}, "message": "<subject line>",
- *    "origin": "https://host/org/repo" | null (credentials stripped),
+ *    "origin": "https://host/org/repo" | null (remote.origin.url as
+ *    configured — not insteadOf-rewritten — with credentials stripped;
+ *    scp-like becomes ssh://, a local path file://),
  *    "uri": "git+https://host/org/repo@refs/heads/main" (in-toto form; a
  *    file:// URI of the top level when there is no origin),
  *    "toplevel": "/abs/path"}
- * Outside a repository (or in one without commits) *out is NULL and 0 is
- * returned; the caller warns. Errors reading a repository that exists are
- * MLSTAGE_EIO.
+ * Outside a repository (or in one without commits, or a bare one without
+ * a work tree) *out is NULL and 0 is returned; the caller warns. Errors
+ * reading a repository that exists are MLSTAGE_EIO (a repository owned by
+ * another user says how to trust it, as git does).
  */
 int gitinfo_collect(const char *path, json_object **out, struct mls_err *err);
 
@@ -28,8 +31,9 @@ int gitinfo_collect(const char *path, json_object **out, struct mls_err *err);
 char *gitinfo_toplevel(const char *path);
 
 /*
- * Strips user:password@ from a URL and turns scp-like "git@host:org/repo"
- * into "ssh://git@host/org/repo" minus the user; newly allocated.
+ * Strips user:password@ (or a lone token@) from a URL and turns scp-like
+ * "git@host:org/repo" into "ssh://host/org/repo"; anything else (a local
+ * path) is returned as is. Newly allocated; NULL for NULL.
  */
 char *gitinfo_strip_credentials(const char *url);
 

@@ -13,10 +13,14 @@
 #define PROV_BUILD_TYPE     "https://github.com/mlstage/mlstage/buildtypes/stage/v1"
 
 /*
- * Hashes an artefact: a file, or every regular file under a directory
- * (sorted, symlinks not followed and reported as errors). *subjects is a
- * new array of {"name": "<path relative to the artefact's parent>",
- * "digest": {"sha256": "..."}, "size"?...} — names use '/'.
+ * Hashes an artefact: a file, or every regular file under a directory.
+ * *subjects is a new array of {"name": "<path relative to the artefact's
+ * parent, '/'-separated>", "digest": {"sha256": "..."}, "annotations":
+ * {"size": <bytes>}}, sorted by name in C byte order. Symlinks (the
+ * artefact itself or inside it) and special files are MLSTAGE_EINPUT; so
+ * is a folder without files. "X.intoto.json" beside an "X" inside a folder
+ * is a nested artefact's statement and is left out. A missing artefact is
+ * MLSTAGE_ENOTFOUND.
  */
 int prov_hash_artifact(const char *path, json_object **subjects, struct mls_err *err);
 
@@ -42,12 +46,22 @@ struct prov_meta {
 char *prov_statement_path(const char *artifact_path);
 
 /*
- * Builds the statement (new reference): _type, subject, predicateType,
- * predicate.buildDefinition {buildType, externalParameters {task, manifest,
- * plugin, backend, inputs, vars}, internalParameters {plugin_version,
- * mlstage_version, git}, resolvedDependencies [git commit, manifest]},
- * predicate.runDetails {builder {id, version}, metadata {invocationId,
- * startedOn, finishedOn}}.
+ * Builds the statement (new reference; `subjects` is borrowed): _type,
+ * subject, predicateType, predicate.buildDefinition {buildType,
+ * externalParameters {task, manifest, plugin, backend, inputs, vars},
+ * internalParameters {plugin_version, mlstage_version, run_id, git (the
+ * gitinfo object, or null outside a repository), ci}, resolvedDependencies
+ * [{"uri": git uri, "digest": {"gitCommit"}, "annotations": {branch,
+ * detached, tags, dirty, author, committer, message, origin}} when in a
+ * repository, {"uri": "file:<manifest>", "digest": {"sha256"}}]},
+ * predicate.runDetails {builder {id, version {mlstage}}, metadata
+ * {invocationId, startedOn, finishedOn, mlstage_status}}.
+ *
+ * The manifest is named relative to the repository's top level when it
+ * lies inside it, else by its absolute path. builder.id names the platform,
+ * not the run: https://github.com/mlstage/mlstage/builders/<local |
+ * github-actions | azure-devops>@v<version>. invocationId is the CI run URL
+ * + "#" + run id, or "mlstage:run:<run id>" outside CI.
  */
 json_object *prov_statement_new(json_object *subjects, const struct prov_meta *meta);
 
@@ -57,11 +71,16 @@ int prov_statement_write(const char *artifact_path, json_object *subjects,
 
 /*
  * Verifies `path` — an artefact or its statement — by re-hashing every
- * subject. *report (may be NULL) gets a new object {"statement", "ok",
- * "subjects": [{"name","expected","actual","status":"ok|mismatch|missing"}],
- * "unexpected": [names of files in a directory artefact not in the statement]}.
- * Returns 0 when everything matches, MLSTAGE_EFAIL on any mismatch,
- * MLSTAGE_EINPUT when there is no readable statement.
+ * subject relative to the statement's folder. *report (may be NULL) gets a
+ * new object {"statement", "artifact", "ok", "subjects": [{"name",
+ * "expected", "actual" (or null), "status": "ok|mismatch|missing|unreadable",
+ * "error"?}], "unexpected": [names of files in a directory artefact not in
+ * the statement]}. A file replaced by a symlink is a mismatch. Returns 0
+ * when everything matches, MLSTAGE_EFAIL on any mismatch, missing or
+ * unexpected file (err names the first), MLSTAGE_EINPUT when there is no
+ * readable statement of our type (wrong _type or predicateType, no
+ * subjects, a subject without sha256 or with a name leaving its folder);
+ * *report is set only for 0 and MLSTAGE_EFAIL.
  */
 int prov_verify(const char *path, json_object **report, struct mls_err *err);
 
