@@ -273,7 +273,9 @@ done:
  * the cheapest that still give that answer: untracked folders are not
  * recursed (one entry is enough; libgit2 still looks inside to tell a
  * folder of only ignored files apart), ignored paths are never walked,
- * submodules and rename detection are skipped.
+ * submodules and rename detection are skipped. mlstage's own workspace
+ * folder (.mlstage/, untracked unless the user ignores it) does not count:
+ * running a stage must not make the next stage's commit look dirty.
  */
 static int is_dirty(git_repository *repo, int *dirty, struct mls_err *err)
 {
@@ -290,7 +292,16 @@ static int is_dirty(git_repository *repo, int *dirty, struct mls_err *err)
         rc = git_fail(err, "cannot read the status", git_repository_path(repo));
         goto done;
     }
-    *dirty = git_status_list_entrycount(list) > 0;
+    *dirty = 0;
+    size_t n = git_status_list_entrycount(list);
+    for (size_t i = 0; i < n && !*dirty; i++) {
+        const git_status_entry *e = git_status_byindex(list, i);
+        const git_diff_delta *d = e->index_to_workdir ? e->index_to_workdir : e->head_to_index;
+        const char *path = d ? (d->new_file.path ? d->new_file.path : d->old_file.path) : NULL;
+        if (e->status == GIT_STATUS_WT_NEW && path && strncmp(path, ".mlstage/", 9) == 0)
+            continue;
+        *dirty = 1;
+    }
 done:
     git_status_list_free(list);
     return rc;

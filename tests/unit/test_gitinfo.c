@@ -243,6 +243,31 @@ static void untracked_file_is_dirty(void)
     free(dir);
 }
 
+static void mlstage_workspace_folder_is_not_dirt(void)
+{
+    char *dir = make_repo();
+    char *mk =
+        tu_fmt("mkdir -p '%s/.mlstage/runs/1' && echo x > '%s/.mlstage/runs/1/run.json'", dir, dir);
+    struct tu_cmd cmd;
+    tu_sh(mk, NULL, NULL, &cmd);
+    TU_ASSERT_EXIT(&cmd, 0);
+    tu_cmd_free(&cmd);
+    json_object *info = collect_ok(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(info);
+    CU_ASSERT_EQUAL(bool_field(info, "dirty"), 0);
+    json_object_put(info);
+    /* ...but anything else untracked beside it still is. */
+    char *file = tu_fmt("%s/other.txt", dir);
+    CU_ASSERT_EQUAL(tu_write(file, "x\n"), 0);
+    info = collect_ok(dir);
+    CU_ASSERT_EQUAL(bool_field(info, "dirty"), 1);
+    json_object_put(info);
+    free(file);
+    free(mk);
+    tu_rm_rf(dir);
+    free(dir);
+}
+
 static void untracked_file_in_a_new_folder_is_dirty(void)
 {
     char *dir = make_repo();
@@ -506,6 +531,8 @@ int main(int argc, char **argv)
         {"a staged change alone makes it dirty", staged_change_alone_is_dirty},
         {"a deleted tracked file makes it dirty", deleted_tracked_file_is_dirty},
         {"an untracked file makes it dirty", untracked_file_is_dirty},
+        {"mlstage's own .mlstage folder does not make it dirty",
+         mlstage_workspace_folder_is_not_dirt},
         {"an untracked file in a new folder makes it dirty",
          untracked_file_in_a_new_folder_is_dirty},
         {"ignored files and folders do not make it dirty", ignored_files_and_folders_are_not_dirty},
