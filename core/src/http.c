@@ -762,13 +762,17 @@ static int handle_setup(struct call *c, CURL *curl, struct xfer *x, char *errbuf
         SETOPT(CURLOPT_PROXY, "");
     SETOPT(CURLOPT_USERAGENT, HTTP_USER_AGENT);
     SETOPT(CURLOPT_HTTPHEADER, c->headers);
-    SETOPT(CURLOPT_ACCEPT_ENCODING, "");
-    SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)HTTP_MAX_BODY);
+    /* No CURLOPT_ACCEPT_ENCODING: bodies come back byte for byte as the server sent them, so a
+     * blob stored with Content-Encoding: gzip still matches the digest it was uploaded with. */
     SETOPT(CURLOPT_WRITEFUNCTION, on_body);
     SETOPT(CURLOPT_WRITEDATA, x);
     SETOPT(CURLOPT_HEADERFUNCTION, on_header);
     SETOPT(CURLOPT_HEADERDATA, x);
     SETOPT(CURLOPT_ERRORBUFFER, errbuf);
+    if (strcmp(req->method, "HEAD") != 0)
+        /* Refuses an oversized body from its Content-Length, before reading any of it; not for
+         * HEAD, whose Content-Length describes a body that never comes. */
+        SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)HTTP_MAX_BODY);
     if (strcmp(req->method, "HEAD") == 0) {
         SETOPT(CURLOPT_NOBODY, 1L);
     } else if (!sends_body(req)) {

@@ -878,6 +878,42 @@ static void test_response_bodies_over_64_mib_are_refused(void)
     fx_done(&fx);
 }
 
+static void test_head_of_a_large_blob_reports_its_size(void)
+{
+    struct fixture fx;
+    fx_init(&fx);
+    /* HEAD answers carry the size of a body that never comes: the 64 MiB cap must not apply. */
+    const char *props[] = {"Content-Length: 1073741824", "x-ms-blob-type: BlockBlob", NULL};
+    httpd_push_response(fx.server, 200, props, NULL);
+    struct mlstage_http_response *resp = NULL;
+    int rc = send_req(&fx, "HEAD", "/models/big.onnx", &resp);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(resp);
+    CU_ASSERT_EQUAL(resp->status, 200);
+    CU_ASSERT_STRING_EQUAL(mlstage_http_response_header(resp, "content-length"), "1073741824");
+    CU_ASSERT_EQUAL(resp->body_len, 0);
+    mlstage_http_response_free(resp);
+    fx_done(&fx);
+}
+
+static void test_compressed_bodies_come_back_as_sent(void)
+{
+    struct fixture fx;
+    fx_init(&fx);
+    /* Not valid gzip on purpose: a client that tried to decode it would fail or alter it. */
+    const char *gz[] = {"Content-Encoding: gzip", "Content-Type: application/octet-stream", NULL};
+    httpd_push_response(fx.server, 200, gz, "raw-bytes-not-gzip");
+    struct mlstage_http_response *resp = NULL;
+    int rc = send_req(&fx, "GET", "/blob.gz", &resp);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(resp);
+    CU_ASSERT_STRING_EQUAL(resp->body, "raw-bytes-not-gzip");
+    CU_ASSERT_EQUAL_FATAL(httpd_request_count(fx.server), 1);
+    CU_ASSERT_PTR_NULL(httpd_request_header(httpd_request(fx.server, 0), "Accept-Encoding"));
+    mlstage_http_response_free(resp);
+    fx_done(&fx);
+}
+
 /* ---- threads ------------------------------------------------------------ */
 
 static void echo_path(const struct httpd_request *req, struct httpd_reply *reply, void *user)
@@ -987,6 +1023,8 @@ int main(int argc, char **argv)
          test_user_agent_is_mlstage_unless_the_caller_sets_one},
         {"a thread reuses its connection", test_a_thread_reuses_its_connection},
         {"response bodies over 64 MiB are refused", test_response_bodies_over_64_mib_are_refused},
+        {"HEAD of a large blob reports its size", test_head_of_a_large_blob_reports_its_size},
+        {"compressed bodies come back as sent", test_compressed_bodies_come_back_as_sent},
         {"eight threads send concurrently", test_eight_threads_send_concurrently},
         {NULL, NULL},
     };
