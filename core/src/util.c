@@ -98,8 +98,12 @@ int buf_printf(struct buf *b, const char *fmt, ...)
 
 char *buf_steal(struct buf *b)
 {
-    if (!b->data && buf_reserve(b, 0) != 0)
-        return NULL;
+    if (!b->data) {
+        /* Nothing was appended: the reservation alone leaves the byte unset. */
+        if (buf_reserve(b, 0) != 0)
+            return NULL;
+        b->data[0] = '\0';
+    }
     char *p = b->data;
     buf_init(b);
     return p;
