@@ -551,8 +551,8 @@ static int method_valid(const char *m)
 
 static int request_mutating(const struct mlstage_http_request *req)
 {
-    if (req->mutating >= 0)
-        return req->mutating != 0;
+    if (req->mutating != 0)
+        return req->mutating > 0;
     return strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0;
 }
 

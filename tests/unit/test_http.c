@@ -56,7 +56,7 @@ static int send_req(struct fixture *fx, const char *method, const char *path,
                     struct mlstage_http_response **resp)
 {
     char *url = httpd_url(fx->server, path);
-    struct mlstage_http_request req = {.method = method, .url = url, .mutating = -1};
+    struct mlstage_http_request req = {.method = method, .url = url};
     int rc = mlstage_http_send(fx->ctx, &req, resp);
     free(url);
     return rc;
@@ -163,8 +163,7 @@ static void test_retry_after_ms_headers_take_precedence(void)
     httpd_push_response(fx.server, 503, ra, NULL);
     httpd_push_response(fx.server, 200, NULL, "ok");
     char *url = httpd_url(fx.server, "/ms");
-    struct mlstage_http_request req = {
-        .method = "GET", .url = url, .mutating = -1, .deadline_s = 10};
+    struct mlstage_http_request req = {.method = "GET", .url = url, .deadline_s = 10};
     struct mlstage_http_response *resp = NULL;
     int rc = mlstage_http_send(fx.ctx, &req, &resp);
     CU_ASSERT_EQUAL(rc, 0);
@@ -184,8 +183,7 @@ static void test_retry_after_beyond_the_deadline_fails_promptly(void)
     httpd_push_response(fx.server, 429, ra, NULL);
     httpd_push_response(fx.server, 200, NULL, "too late");
     char *url = httpd_url(fx.server, "/slow-down");
-    struct mlstage_http_request req = {
-        .method = "GET", .url = url, .mutating = -1, .deadline_s = 5};
+    struct mlstage_http_request req = {.method = "GET", .url = url, .deadline_s = 5};
     struct mlstage_http_response *resp = NULL;
     double t0 = now_mono();
     int rc = mlstage_http_send(fx.ctx, &req, &resp);
@@ -259,8 +257,7 @@ static void test_refused_connection_is_retried_then_reported(void)
     CU_ASSERT_EQUAL_FATAL(getsockname(s, (struct sockaddr *)&a, &alen), 0);
     close(s);
     char *url = tu_fmt("http://127.0.0.1:%d/nobody", ntohs(a.sin_port));
-    struct mlstage_http_request req = {
-        .method = "GET", .url = url, .mutating = -1, .max_attempts = 2};
+    struct mlstage_http_request req = {.method = "GET", .url = url, .max_attempts = 2};
     struct mlstage_http_response *resp = NULL;
     int rc = mlstage_http_send(fx.ctx, &req, &resp);
     CU_ASSERT_EQUAL(rc, MLSTAGE_EREMOTE);
@@ -285,7 +282,7 @@ static void test_slow_server_times_out_each_attempt(void)
     }
     char *url = httpd_url(fx.server, "/sleepy");
     struct mlstage_http_request req = {
-        .method = "GET", .url = url, .mutating = -1, .timeout_s = 0.3, .max_attempts = 2};
+        .method = "GET", .url = url, .timeout_s = 0.3, .max_attempts = 2};
     struct mlstage_http_response *resp = NULL;
     double t0 = now_mono();
     int rc = mlstage_http_send(fx.ctx, &req, &resp);
@@ -464,7 +461,7 @@ static void test_plain_http_to_a_non_loopback_host_is_refused_offline(void)
                           "gopher://127.0.0.1:70/",    NULL};
     double t0 = now_mono();
     for (const char *const *u = urls; *u; u++) {
-        struct mlstage_http_request req = {.method = "GET", .url = *u, .mutating = -1};
+        struct mlstage_http_request req = {.method = "GET", .url = *u};
         struct mlstage_http_response *resp = (struct mlstage_http_response *)1;
         int rc = mlstage_http_send(ctx, &req, &resp);
         if (rc != MLSTAGE_EINPUT)
@@ -473,8 +470,8 @@ static void test_plain_http_to_a_non_loopback_host_is_refused_offline(void)
         CU_ASSERT_PTR_NULL(resp);
     }
     CU_ASSERT_TRUE(now_mono() - t0 < 2.0);
-    struct mlstage_http_request req = {
-        .method = "GET", .url = "http://example.com/api?sig=topsecret", .mutating = -1};
+    struct mlstage_http_request req = {.method = "GET",
+                                       .url = "http://example.com/api?sig=topsecret"};
     struct mlstage_http_response *resp = NULL;
     mlstage_http_send(ctx, &req, &resp);
     const char *msg = mlstage_error_message(ctx);
@@ -514,12 +511,12 @@ static void test_malformed_requests_are_input_errors_and_not_sent(void)
     const char *injected[] = {"X-A: b\r\nX-Injected: 1", NULL};
     const char *no_colon[] = {"Authorization Bearer abc", NULL};
     struct mlstage_http_request reqs[] = {
-        {.method = "get", .url = url, .mutating = -1},
-        {.method = NULL, .url = url, .mutating = -1},
-        {.method = "GET", .url = NULL, .mutating = -1},
-        {.method = "GET", .url = url, .headers = injected, .mutating = -1},
-        {.method = "GET", .url = url, .headers = no_colon, .mutating = -1},
-        {.method = "PUT", .url = url, .body = NULL, .body_len = 5, .mutating = -1},
+        {.method = "get", .url = url},
+        {.method = NULL, .url = url},
+        {.method = "GET", .url = NULL},
+        {.method = "GET", .url = url, .headers = injected},
+        {.method = "GET", .url = url, .headers = no_colon},
+        {.method = "PUT", .url = url, .body = NULL, .body_len = 5},
     };
     for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
         struct mlstage_http_response *resp = NULL;
@@ -603,7 +600,7 @@ static void test_dry_run_plans_a_put_without_sending_it(void)
         httpd_url(fx.server, "/subscriptions/s/deployments/d?api-version=2025-04-01&sig=SASVALUE");
     const char *body = "{\"properties\":{\"mode\":\"Incremental\"},\"tags\":{\"a\":\"b\"}}";
     struct mlstage_http_request req = {
-        .method = "PUT", .url = url, .body = body, .body_len = strlen(body), .mutating = -1};
+        .method = "PUT", .url = url, .body = body, .body_len = strlen(body)};
     struct mlstage_http_response *resp = NULL;
     int rc = mlstage_http_send(fx.ctx, &req, &resp);
     CU_ASSERT_EQUAL(rc, 0);
@@ -623,10 +620,10 @@ static void test_dry_run_plans_a_put_without_sending_it(void)
 
     /* Not JSON: only the size is shown. A DELETE without a body is planned too. */
     struct mlstage_http_request blob = {
-        .method = "PUT", .url = url, .body = "\x01\x02zip", .body_len = 5, .mutating = -1};
+        .method = "PUT", .url = url, .body = "\x01\x02zip", .body_len = 5};
     CU_ASSERT_EQUAL(mlstage_http_send(fx.ctx, &blob, &resp), 0);
     mlstage_http_response_free(resp);
-    struct mlstage_http_request del = {.method = "DELETE", .url = url, .mutating = -1};
+    struct mlstage_http_request del = {.method = "DELETE", .url = url};
     CU_ASSERT_EQUAL(mlstage_http_send(fx.ctx, &del, &resp), 0);
     CU_ASSERT_EQUAL(resp ? resp->planned : 0, 1);
     mlstage_http_response_free(resp);
@@ -655,9 +652,10 @@ static void test_dry_run_still_sends_reads(void)
     CU_ASSERT_EQUAL(resp ? resp->status : 0, 200);
     CU_ASSERT_EQUAL(resp ? resp->planned : 1, 0);
     mlstage_http_response_free(resp);
-    /* A POST that only reads (listKeys) says so with mutating = 0. */
+    /* A POST that only reads (listKeys) says so. */
     char *url = httpd_url(fx.server, "/endpoints/e/listKeys");
-    struct mlstage_http_request req = {.method = "POST", .url = url, .mutating = 0};
+    struct mlstage_http_request req = {
+        .method = "POST", .url = url, .mutating = MLSTAGE_HTTP_READ_ONLY};
     CU_ASSERT_EQUAL(mlstage_http_send(fx.ctx, &req, &resp), 0);
     CU_ASSERT_EQUAL(resp ? resp->status : 0, 200);
     mlstage_http_response_free(resp);
@@ -682,12 +680,8 @@ static void test_request_log_redacts_credentials_and_secrets(void)
                              "Content-Type: application/json", NULL};
     char *url = httpd_url(fx.server,
                           "/c/b?sv=2022-11-02&sig=abcSASsig%2B%3D&se=2030&k=hunter2-secret-value");
-    struct mlstage_http_request req = {.method = "PUT",
-                                       .url = url,
-                                       .headers = headers,
-                                       .body = "{}",
-                                       .body_len = 2,
-                                       .mutating = -1};
+    struct mlstage_http_request req = {
+        .method = "PUT", .url = url, .headers = headers, .body = "{}", .body_len = 2};
     struct mlstage_http_response *resp = NULL;
     CU_ASSERT_EQUAL(mlstage_http_send(fx.ctx, &req, &resp), 0);
     mlstage_http_response_free(resp);
@@ -758,12 +752,8 @@ static void test_bodies_and_methods_go_out_as_given(void)
     char *url = httpd_url(fx.server, "/r");
     const char *json_ct[] = {"Content-Type: application/json", NULL};
     const char *body = "{\"name\":\"diabetes\",\"version\":\"3\"}";
-    struct mlstage_http_request put = {.method = "PUT",
-                                       .url = url,
-                                       .headers = json_ct,
-                                       .body = body,
-                                       .body_len = strlen(body),
-                                       .mutating = -1};
+    struct mlstage_http_request put = {
+        .method = "PUT", .url = url, .headers = json_ct, .body = body, .body_len = strlen(body)};
     /* 2 MiB: large enough that curl asks "Expect: 100-continue" first. */
     size_t big_len = (size_t)2 << 20;
     char *big = malloc(big_len);
@@ -771,15 +761,11 @@ static void test_bodies_and_methods_go_out_as_given(void)
         big[i] = (char)('a' + i % 26);
     const char *octet[] = {"Content-Type: application/octet-stream", "x-ms-blob-type: BlockBlob",
                            NULL};
-    struct mlstage_http_request block = {.method = "PUT",
-                                         .url = url,
-                                         .headers = octet,
-                                         .body = big,
-                                         .body_len = big_len,
-                                         .mutating = -1};
-    struct mlstage_http_request del = {.method = "DELETE", .url = url, .mutating = -1};
-    struct mlstage_http_request post = {.method = "POST", .url = url, .mutating = -1};
-    struct mlstage_http_request head = {.method = "HEAD", .url = url, .mutating = -1};
+    struct mlstage_http_request block = {
+        .method = "PUT", .url = url, .headers = octet, .body = big, .body_len = big_len};
+    struct mlstage_http_request del = {.method = "DELETE", .url = url};
+    struct mlstage_http_request post = {.method = "POST", .url = url};
+    struct mlstage_http_request head = {.method = "HEAD", .url = url};
     struct mlstage_http_request *all[] = {&put, &block, &del, &post, &head};
     for (size_t i = 0; i < 5; i++) {
         struct mlstage_http_response *resp = NULL;
@@ -821,7 +807,7 @@ static void test_user_agent_is_mlstage_unless_the_caller_sets_one(void)
     mlstage_http_response_free(resp);
     char *url = httpd_url(fx.server, "/ua");
     const char *ua[] = {"User-Agent: my-tool/2.0", NULL};
-    struct mlstage_http_request req = {.method = "GET", .url = url, .headers = ua, .mutating = -1};
+    struct mlstage_http_request req = {.method = "GET", .url = url, .headers = ua};
     CU_ASSERT_EQUAL(mlstage_http_send(fx.ctx, &req, &resp), 0);
     mlstage_http_response_free(resp);
     CU_ASSERT_EQUAL_FATAL(httpd_request_count(fx.server), 2);
@@ -941,7 +927,7 @@ static void *worker_main(void *arg)
         snprintf(path, sizeof(path), "/block/%d/%d", w->index, i);
         char *url = httpd_url(w->server, path);
         struct mlstage_http_request req = {
-            .method = "PUT", .url = url, .body = path, .body_len = strlen(path), .mutating = -1};
+            .method = "PUT", .url = url, .body = path, .body_len = strlen(path)};
         struct mlstage_http_response *resp = NULL;
         int rc = mlstage_http_send(w->ctx, &req, &resp);
         if (rc == 0 && resp && resp->status == 200 && strcmp(resp->body, path) == 0)

@@ -22,11 +22,17 @@ struct mlstage_http_request {
     int max_attempts;  /* 0: 5 */
     double timeout_s;  /* per attempt; 0: 60 s */
     double deadline_s; /* all attempts and waits together; 0: 300 s */
-    /* Treated as mutating (planned, not sent, in a dry run): -1 decides by
-     * method (everything but GET and HEAD), 0 no, 1 yes. POSTs that only
-     * read (listKeys, what-if) pass 0. */
+    /*
+     * Whether the request changes anything, which decides if a dry run sends
+     * it: 0 (the default) decides by method — everything but GET and HEAD
+     * mutates; MLSTAGE_HTTP_MUTATING forces it; MLSTAGE_HTTP_READ_ONLY marks
+     * a POST that only reads (listKeys, what-if, getLogs) so a dry run sends it.
+     */
     int mutating;
 };
+
+#define MLSTAGE_HTTP_MUTATING  1
+#define MLSTAGE_HTTP_READ_ONLY (-1)
 
 struct mlstage_http_header {
     char *name;
