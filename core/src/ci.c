@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -44,6 +45,22 @@ int ci_parse(const char *name)
     return -1;
 }
 
+/* A URL path segment: project names may hold spaces and other bytes a URL cannot. */
+static void put_path_segment(struct buf *b, const char *segment)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)segment; *p; p++) {
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '_' || *p == '.' || *p == '~') {
+            buf_putc(b, (char)*p);
+        } else {
+            buf_putc(b, '%');
+            buf_putc(b, hex[*p >> 4]);
+            buf_putc(b, hex[*p & 15]);
+        }
+    }
+}
+
 static void put_env(json_object *o, const char *key, const char *(*getenv_fn)(const char *),
                     const char *var)
 {
@@ -62,8 +79,9 @@ json_object *ci_info(enum ci_kind kind, const char *(*getenv_fn)(const char *nam
         const char *proj = getenv_fn("SYSTEM_TEAMPROJECT");
         const char *id = getenv_fn("BUILD_BUILDID");
         if (coll && *coll && proj && *proj && id && *id) {
-            buf_printf(&url, "%s%s%s/_build/results?buildId=%s", coll,
-                       coll[strlen(coll) - 1] == '/' ? "" : "/", proj, id);
+            buf_printf(&url, "%s%s", coll, coll[strlen(coll) - 1] == '/' ? "" : "/");
+            put_path_segment(&url, proj);
+            buf_printf(&url, "/_build/results?buildId=%s", id);
         }
         put_env(o, "run_id", getenv_fn, "BUILD_BUILDID");
         put_env(o, "repository", getenv_fn, "BUILD_REPOSITORY_URI");
@@ -247,9 +265,18 @@ void ci_issue(enum ci_kind kind, FILE *out, const char *level, const char *file,
 void ci_debug(enum ci_kind kind, FILE *out, const char *msg)
 {
     if (kind == CI_AZURE_DEVOPS) {
-        char *m = ci_vso_escape_message(msg);
-        fprintf(out, "##[debug]%s\n", m);
-        free(m);
+        /* ##[debug] is a formatting prefix, not a ##vso command: the agent unescapes
+         * nothing in it, so % stays as is and each line gets its own prefix. */
+        const char *p = msg;
+        do {
+            size_t n = strcspn(p, "\r\n");
+            fprintf(out, "##[debug]%.*s\n", (int)n, p);
+            p += n;
+            if (p[0] == '\r' && p[1] == '\n')
+                p++;
+            if (*p)
+                p++;
+        } while (*p);
     } else if (kind == CI_GITHUB) {
         char *m = ci_gh_escape_data(msg);
         fprintf(out, "::debug::%s\n", m);
@@ -272,12 +299,16 @@ static char *one_line(const char *title)
 void ci_group_begin(enum ci_kind kind, FILE *out, const char *title)
 {
     char *t = one_line(title);
-    if (kind == CI_AZURE_DEVOPS)
+    if (kind == CI_AZURE_DEVOPS) {
         fprintf(out, "##[group]%s\n", t);
-    else if (kind == CI_GITHUB)
-        fprintf(out, "::group::%s\n", t);
-    else
+    } else if (kind == CI_GITHUB) {
+        /* The runner unescapes command data, so a literal %25 would lose its 25. */
+        char *e = ci_gh_escape_data(t);
+        fprintf(out, "::group::%s\n", e);
+        free(e);
+    } else {
         fprintf(out, "== %s ==\n", t);
+    }
     free(t);
 }
 
@@ -293,7 +324,11 @@ int ci_summary(enum ci_kind kind, FILE *out, const char *(*getenv_fn)(const char
                const char *md_path, struct mls_err *err)
 {
     if (kind == CI_AZURE_DEVOPS) {
-        char *p = ci_vso_escape_message(md_path);
+        /* The agent resolves a relative path against its own directory, not ours. */
+        char abs[PATH_MAX];
+        if (md_path[0] != '/' && !realpath(md_path, abs))
+            return err_set(err, MLSTAGE_EIO, "cannot resolve %s: %s", md_path, strerror(errno));
+        char *p = ci_vso_escape_message(md_path[0] == '/' ? md_path : abs);
         fprintf(out, "##vso[task.uploadsummary]%s\n", p);
         fflush(out);
         free(p);

@@ -41,7 +41,8 @@ static void insert(char *v)
     mask_n++;
 }
 
-static char *url_encoded(const char *v)
+/* Percent-encoding; form bodies (x-www-form-urlencoded) write a space as '+' instead. */
+static char *url_encoded(const char *v, int space_as_plus)
 {
     static const char hex[] = "0123456789ABCDEF";
     struct buf b;
@@ -50,6 +51,8 @@ static char *url_encoded(const char *v)
         if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
             *p == '-' || *p == '_' || *p == '.' || *p == '~') {
             buf_putc(&b, (char)*p);
+        } else if (*p == ' ' && space_as_plus) {
+            buf_putc(&b, '+');
         } else {
             buf_putc(&b, '%');
             buf_putc(&b, hex[*p >> 4]);
@@ -90,9 +93,15 @@ int mask_add(const char *value)
         return 0;
     pthread_mutex_lock(&mask_lock);
     insert(xstrdup(value));
-    insert(url_encoded(value));
-    insert(json_escaped(value, 0));
-    insert(json_escaped(value, 1));
+    insert(url_encoded(value, 0));
+    insert(url_encoded(value, 1));
+    /* JSON escaped, and that JSON carried in a URL (a query or form value). */
+    for (int slash = 0; slash <= 1; slash++) {
+        char *json = json_escaped(value, slash);
+        insert(url_encoded(json, 0));
+        insert(url_encoded(json, 1));
+        insert(json);
+    }
     /* Values that span lines are also masked line by line, because
      * streamed output is masked one line at a time. */
     if (strchr(value, '\n')) {
@@ -113,6 +122,16 @@ size_t mask_count(void)
     return n;
 }
 
+/* The length of the longest secret starting at text[i], or 0. Locked by the caller. */
+static size_t match_at(const char *text, size_t len, size_t i)
+{
+    for (size_t k = 0; k < mask_n; k++)
+        if (mask_lens[k] <= len - i && text[i] == mask_values[k][0] &&
+            memcmp(text + i, mask_values[k], mask_lens[k]) == 0)
+            return mask_lens[k];
+    return 0;
+}
+
 char *mask_apply(const char *text, size_t len, size_t *out_len)
 {
     struct buf b;
@@ -120,19 +139,18 @@ char *mask_apply(const char *text, size_t len, size_t *out_len)
     pthread_mutex_lock(&mask_lock);
     size_t i = 0;
     while (i < len) {
-        size_t hit = 0;
-        if (mask_n) {
-            for (size_t k = 0; k < mask_n; k++) {
-                if (mask_lens[k] <= len - i && text[i] == mask_values[k][0] &&
-                    memcmp(text + i, mask_values[k], mask_lens[k]) == 0) {
-                    hit = mask_lens[k];
-                    break;
-                }
-            }
-        }
+        size_t hit = match_at(text, len, i);
         if (hit) {
+            /* A secret starting inside this one may end after it: cover the union,
+             * or the tail of the second secret would be printed in clear. */
+            size_t end = i + hit;
+            for (size_t j = i + 1; j < end; j++) {
+                size_t h = match_at(text, len, j);
+                if (j + h > end)
+                    end = j + h;
+            }
             buf_puts(&b, MASK_REPLACEMENT);
-            i += hit;
+            i = end;
         } else {
             /* Copy the run of bytes that cannot start a secret at once. */
             size_t j = i + 1;

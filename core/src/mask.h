@@ -21,9 +21,10 @@ size_t mask_count(void);
 
 /*
  * Returns a newly allocated copy of `text` (length `len`) with every
- * occurrence of every secret replaced by MASK_REPLACEMENT; the longest
- * match wins where secrets overlap. *out_len (may be NULL) gets the
- * length. Never NULL. Thread-safe.
+ * occurrence of every secret replaced by MASK_REPLACEMENT; where secrets
+ * overlap, the longest match wins and the whole overlapping span is
+ * replaced once. *out_len (may be NULL) gets the length. Never NULL.
+ * Thread-safe.
  */
 char *mask_apply(const char *text, size_t len, size_t *out_len);
 

@@ -98,12 +98,9 @@ int buf_printf(struct buf *b, const char *fmt, ...)
 
 char *buf_steal(struct buf *b)
 {
-    if (!b->data) {
-        /* Nothing was appended: the reservation alone leaves the byte unset. */
-        if (buf_reserve(b, 0) != 0)
-            return NULL;
-        b->data[0] = '\0';
-    }
+    /* An empty buffer still hands over a valid "": reserving alone leaves it unterminated. */
+    if (!b->data && buf_append(b, "", 0) != 0)
+        return NULL;
     char *p = b->data;
     buf_init(b);
     return p;
