@@ -59,6 +59,10 @@ static const struct keyword {
     {"title", KW_STRING},
     {"examples", KW_ARRAY},
     {"format", KW_STRING},
+    /* Annotations, so a schema copied from a JSON Schema editor loads as is. */
+    {"$schema", KW_STRING},
+    {"$comment", KW_STRING},
+    {"$id", KW_STRING},
     {"oneOf", KW_SCHEMA_LIST},
     {"anyOf", KW_SCHEMA_LIST},
 };

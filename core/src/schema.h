@@ -12,7 +12,8 @@
  * additionalProperties (boolean or schema), items, enum, const, default,
  * minimum, maximum, exclusiveMinimum, exclusiveMaximum, minLength,
  * maxLength, pattern (POSIX ERE), minItems, maxItems, description, title,
- * examples, format (annotation only), oneOf/anyOf of the above.
+ * examples, format, $schema, $comment, $id (annotations only), oneOf/anyOf of
+ * the above.
  */
 
 /* Checks that a plugin's schema is well-formed and uses only supported keywords (MLSTAGE_EPLUGIN).

@@ -518,7 +518,8 @@ static void test_check_accepts_full_subset(void)
     struct mls_err err;
     CU_ASSERT_EQUAL(check(TRAIN, &err), 0);
     CU_ASSERT_EQUAL(
-        check("{\"title\":\"t\",\"description\":\"d\",\"type\":\"object\","
+        check("{\"$schema\":\"http://json-schema.org/draft-07/schema#\",\"$comment\":\"c\","
+              "\"title\":\"t\",\"description\":\"d\",\"type\":\"object\","
               "\"properties\":{\"s\":{\"type\":\"string\",\"format\":\"uri\",\"pattern\":\"^h\","
               "\"minLength\":1,\"maxLength\":9,\"examples\":[\"http\"]},"
               "\"n\":{\"type\":[\"number\",\"null\"],\"exclusiveMinimum\":0,"
