@@ -729,8 +729,11 @@ static int on_event(struct loader *ld, const yaml_event_t *ev)
 }
 
 /* What to do about libyaml's most common complaints. */
-static const char *hint_for(const char *problem, const char *context, int ch)
+static const char *hint_for(const char *problem, const char *context, int ch, int prev)
 {
+    /* "[${var.x}]": '{' ends a plain scalar inside a flow collection. */
+    if (ch == '{' && prev == '$' && strstr(problem, "did not find expected ','"))
+        return "; a ${...} reference inside [...] or {...} must be quoted: \"${...}\"";
     if (strstr(problem, "mapping values are not allowed"))
         return "; quote a value that contains ': '";
     if (strstr(problem, "did not find expected key") ||
@@ -775,7 +778,8 @@ static int parser_fail(struct loader *ld, const yaml_parser_t *p)
                  p->context_mark.line + 1, p->context_mark.column + 1);
     return LD_FAIL(ld, line, col, "%s%s%s%s%s", problem, p->context ? " " : "",
                    p->context ? p->context : "", where,
-                   hint_for(problem, p->context, at < ld->len ? ld->data[at] : 0));
+                   hint_for(problem, p->context, at < ld->len ? ld->data[at] : 0,
+                            at > 0 && at <= ld->len ? ld->data[at - 1] : 0));
 }
 
 static const char *kind_name(json_object *o)

@@ -468,6 +468,9 @@ static void test_turns_libyaml_errors_into_file_line_col(void)
     expect_fail("a: 1\n b: 2\n", "2:3:", "mapping values are not allowed");
     expect_fail("a: @x\n", "1:4:", "found character that cannot start any token");
     expect_fail("a: 1\n- b\n", "2:1:", "did not find expected key");
+    expect_fail("a: [x, ${var.n}]\n", "1:9:",
+                "did not find expected ',' or ']' while parsing a flow sequence (which started at "
+                "line 1, column 4); a ${...} reference inside [...] or {...} must be quoted");
 }
 
 static void test_rejects_empty_and_non_mapping_documents(void)
