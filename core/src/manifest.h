@@ -26,12 +26,22 @@ struct manifest_doc {
     /*
      * Source marks: JSON pointer → [line, column, plain] (1-based; plain is
      * 1 for a plain scalar). Keys have an entry of their own at
-     * pointer + "#key". Owned.
+     * pointer + "#key". A scalar whose text holds "${" has a fourth
+     * element: [[line, column], ...] of each "${" in its source, in order,
+     * so expansion errors point at the reference itself (absent when the
+     * source cannot be matched, e.g. "\x24{" escapes). Nodes copied from
+     * an alias have no marks of their own below the alias. Owned.
      */
     json_object *marks;
 };
 
-/* Loads and parses a file. Errors: "path:line:col: message" in err, MLSTAGE_EINPUT. */
+/*
+ * Loads and parses a file. The top level must be a mapping. Errors:
+ * "path:line:col: message" in err, MLSTAGE_EINPUT ("path: message" when
+ * the file cannot be opened). *out is owned by the caller
+ * (manifest_doc_free). The tree may be read freely; aliased nodes are
+ * copies, never shared.
+ */
 int manifest_load(const char *path, struct manifest_doc **out, struct mls_err *err);
 /* The same from memory; `name` is used in messages. */
 int manifest_load_buf(const char *name, const char *data, size_t len, struct manifest_doc **out,
@@ -69,13 +79,21 @@ struct task_manifest {
  * backend, timeout, kill_grace, description, inputs, secrets), required
  * task and plugin, types, secret names [A-Za-z_][A-Za-z0-9_]*, durations.
  * `extra_keys` (NULL-terminated, may be NULL) are further keys the caller
- * (the pipeline) allows.
+ * (the pipeline) allows. Task names are [A-Za-z0-9_][A-Za-z0-9_-]* (they
+ * appear in ${stages.NAME.outputs.KEY}), plugin names [a-z0-9][a-z0-9-]*.
+ * On success *out borrows from doc (task, plugin, ..., inputs, secrets)
+ * and owns only `pointer` (manifest_task_release). An absent or null
+ * inputs/secrets is replaced in doc by an empty object/array; other null
+ * optional keys count as absent. On error *out is zeroed.
  */
 int manifest_task_parse(struct manifest_doc *doc, const char *pointer,
                         const char *const *extra_keys, struct task_manifest *out,
                         struct mls_err *err);
-/* Loads a file and parses it as a task manifest. */
+/* Loads a file and parses it as a task manifest; *out owns its doc (manifest_task_free). */
 int manifest_task_load(const char *path, struct task_manifest **out, struct mls_err *err);
+/* Frees what a task owns (pointer, and doc when owns_doc), not the struct; safe on NULL. */
+void manifest_task_release(struct task_manifest *task);
+/* manifest_task_release, then frees the struct itself (from manifest_task_load); safe on NULL. */
 void manifest_task_free(struct task_manifest *task);
 
 #endif
