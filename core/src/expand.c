@@ -86,6 +86,12 @@ static json_object *int_or_text(const char *s, const char *digits, int base, int
     return json_object_new_int64(negative ? -v : v);
 }
 
+/* Whether a plain scalar holding these references may be re-typed after expansion. */
+static int retypable(const char *s)
+{
+    return !strstr(s, "${git.") && !strstr(s, "${run.") && !strstr(s, "${secret.");
+}
+
 json_object *expand_type_plain(const char *s)
 {
     if (!s || !*s || strcmp(s, "~") == 0 || one_of(s, "null", "Null", "NULL"))
@@ -564,8 +570,12 @@ static int expand_node(const struct expand_env *env, const struct manifest_doc *
         }
         if (rc)
             goto done;
-        /* Re-typed the way YAML would have typed the text, had it been written out. */
-        if (doc && manifest_mark(doc, ptr, NULL, NULL, &plain) == 0 && plain) {
+        /*
+         * Re-typed the way YAML would have typed the text, had it been written
+         * out — but only values a user chooses (var, env, stage outputs): a
+         * commit such as 0123456 or an id must stay text.
+         */
+        if (doc && retypable(s) && manifest_mark(doc, ptr, NULL, NULL, &plain) == 0 && plain) {
             copy = expand_type_plain(text);
             typed_null = copy == NULL;
         } else

@@ -284,12 +284,7 @@ void pipeline_free(struct pipeline *p)
         free(st->when);
         free(st->when_pointer);
         json_object_put(st->set);
-        if (st->task && st->task->owns_doc) {
-            manifest_task_free(st->task);
-        } else if (st->task) {
-            free(st->task->pointer);
-            free(st->task);
-        }
+        manifest_task_free(st->task);
     }
     free(p->stages);
     json_object_put(p->set);
@@ -861,7 +856,7 @@ int cli_validate_file(const struct cli_opts *o, char **dirs, json_object *git, c
     if (rc)
         goto fail;
     rc = cli_validate_task(o, dirs, git, &task, NULL, report);
-    free(task.pointer);
+    manifest_task_release(&task);
     manifest_doc_free(doc);
     return rc;
 fail:
