@@ -279,26 +279,39 @@ int cli_resolve_workspace(struct cli_opts *o)
         o->workspace_abs = xstrdup(real);
         return 0;
     }
-    char *top = gitinfo_toplevel(cwd);
+    char *top = gitinfo_find_toplevel(cwd);
     o->workspace_abs = top ? top : xstrdup(cwd);
     return 0;
 }
 
-/* Collects git metadata once per invocation; warns outside a repository. */
-json_object *cli_git(const struct cli_opts *o)
+void cli_git_start(struct cli_git *g)
 {
-    json_object *git = NULL;
+    char cwd[PATH_MAX];
+    g->warned = 0;
+    g->job = gitinfo_start(getcwd(cwd, sizeof(cwd)) ? cwd : ".");
+}
+
+json_object *cli_git_get(void *ud)
+{
+    struct cli_git *g = ud;
     struct mls_err err = {0};
-    if (gitinfo_collect(o->workspace_abs, &git, &err) != 0) {
-        log_msg(MLSTAGE_LOG_WARN, "cannot read git metadata: %s; provenance records git: null",
-                err.msg);
-        return NULL;
+    json_object *git = gitinfo_wait(g->job, &err);
+    if (!git && !g->warned) {
+        g->warned = 1;
+        if (err.code)
+            log_msg(MLSTAGE_LOG_WARN, "cannot read git metadata: %s; provenance records git: null",
+                    err.msg);
+        else
+            log_msg(MLSTAGE_LOG_WARN, "the current folder is not in a git repository (or it has "
+                                      "no commit): provenance records git: null");
     }
-    if (!git)
-        log_msg(MLSTAGE_LOG_WARN,
-                "%s is not in a git repository (or has no commit): provenance records git: null",
-                o->workspace_abs);
     return git;
+}
+
+void cli_git_free(struct cli_git *g)
+{
+    gitinfo_job_free(g->job);
+    g->job = NULL;
 }
 
 void cli_print_json(json_object *doc)
@@ -394,8 +407,10 @@ static int cmd_run(int argc, char **argv)
     struct mls_err err = {0};
     struct task_manifest *task = NULL;
     struct stage_result res = {0};
-    json_object *git = NULL, *ci = NULL;
+    json_object *ci = NULL;
     char **dirs = NULL;
+    struct cli_git git;
+    cli_git_start(&git);
     rc = manifest_task_load(o.args[0], &task, &err);
     if (rc) {
         cli_fail(&o, rc, err.msg);
@@ -404,7 +419,6 @@ static int cmd_run(int argc, char **argv)
     }
     if ((rc = cli_resolve_workspace(&o)) != 0)
         goto done;
-    git = cli_git(&o);
     ci = ci_info((enum ci_kind)o.ci, env_get);
     dirs = host_dirs((const char *const *)o.plugin_paths);
     struct stage_opts so = {
@@ -414,7 +428,8 @@ static int cmd_run(int argc, char **argv)
         .workspace = o.workspace_abs,
         .plugin_dirs = dirs,
         .ci = (enum ci_kind)o.ci,
-        .git = git,
+        .git = cli_git_get,
+        .git_ud = &git,
         .ci_info = ci,
     };
     stage_run(&so, task, &res);
@@ -430,7 +445,7 @@ static int cmd_run(int argc, char **argv)
 done:
     stage_result_free(&res);
     manifest_task_free(task);
-    json_object_put(git);
+    cli_git_free(&git);
     json_object_put(ci);
     host_dirs_free(dirs);
     cli_free_opts(&o);
@@ -546,8 +561,9 @@ static int cmd_validate(int argc, char **argv)
         cli_free_opts(&o);
         return rc;
     }
-    json_object *git = NULL;
-    gitinfo_collect(o.workspace_abs, &git, NULL);
+    struct cli_git g;
+    cli_git_start(&g);
+    json_object *git = gitinfo_wait(g.job, NULL);
     char **dirs = host_dirs((const char *const *)o.plugin_paths);
     json_object *reports = json_object_new_array();
     int result = 0;
@@ -571,7 +587,7 @@ static int cmd_validate(int argc, char **argv)
     } else {
         json_object_put(reports);
     }
-    json_object_put(git);
+    cli_git_free(&g);
     host_dirs_free(dirs);
     cli_free_opts(&o);
     return mlstage_exit_code(result);

@@ -4,6 +4,7 @@
 
 #include <json-c/json.h>
 
+#include "gitinfo.h"
 #include "manifest.h"
 
 struct cli_opts {
@@ -36,8 +37,18 @@ void cli_print_usage(const char *cmd);
 void cli_mask_known_secrets(void);
 /* --workspace, else the git top level of the current folder, else the folder; 0 or exit code. */
 int cli_resolve_workspace(struct cli_opts *o);
-/* Git metadata of the workspace (new reference) or NULL with a warning. */
-json_object *cli_git(const struct cli_opts *o);
+/*
+ * Git metadata of the source repository (the current folder's), collected
+ * in a background thread from the start of a command.
+ */
+struct cli_git {
+    struct gitinfo_job *job;
+    int warned;
+};
+void cli_git_start(struct cli_git *g);
+/* Waits for it (once) and returns it borrowed, or NULL with one warning outside a repository. */
+json_object *cli_git_get(void *g);
+void cli_git_free(struct cli_git *g);
 /* Prints a JSON document on stdout, masked. */
 void cli_print_json(json_object *doc);
 /* Reports an error that happened before any run: log, and a JSON document with --output json. */

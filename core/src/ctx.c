@@ -19,6 +19,7 @@ struct mlstage_ctx *ctx_new(void)
     struct mlstage_ctx *ctx = xcalloc(1, sizeof(*ctx));
     pthread_mutex_init(&ctx->lock, NULL);
     ctx->ctl_fd = -1;
+    ctx->git_fd = -1;
     ctx->inputs = json_object_new_object();
     ctx->secrets = json_object_new_object();
     ctx->outputs = json_object_new_object();
@@ -42,6 +43,8 @@ void ctx_free(struct mlstage_ctx *ctx)
     json_object_put(ctx->inputs);
     json_object_put(ctx->secrets);
     json_object_put(ctx->git);
+    if (ctx->git_fd >= 0)
+        close(ctx->git_fd);
     json_object_put(ctx->ci);
     json_object_put(ctx->outputs);
     json_object_put(ctx->artifacts);
@@ -375,9 +378,36 @@ int mlstage_dry_run(const struct mlstage_ctx *ctx)
 {
     return ctx->dry_run;
 }
+json_object *ctx_git(struct mlstage_ctx *ctx)
+{
+    pthread_mutex_lock(&ctx->lock);
+    if (ctx->git_fd >= 0) {
+        /* The agent writes the metadata (or "null") once and closes its end. */
+        struct buf b;
+        buf_init(&b);
+        char chunk[8192];
+        for (;;) {
+            ssize_t n = read(ctx->git_fd, chunk, sizeof(chunk));
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            buf_append(&b, chunk, (size_t)n);
+        }
+        close(ctx->git_fd);
+        ctx->git_fd = -1;
+        json_object_put(ctx->git);
+        ctx->git = b.data ? json_tokener_parse(b.data) : NULL;
+        buf_free(&b);
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    return ctx->git;
+}
+
 json_object *mlstage_git(const struct mlstage_ctx *ctx)
 {
-    return ctx->git;
+    /* A context is never a const object: the first call only fills it in. */
+    return ctx_git((struct mlstage_ctx *)ctx);
 }
 json_object *mlstage_ci(const struct mlstage_ctx *ctx)
 {
@@ -395,19 +425,20 @@ static const char *json_str(json_object *o, const char *key)
 json_object *mlstage_provenance_tags(const struct mlstage_ctx *ctx)
 {
     json_object *tags = json_object_new_object();
-    const char *commit = json_str(ctx->git, "commit");
-    const char *branch = json_str(ctx->git, "branch");
+    json_object *git = mlstage_git(ctx);
+    const char *commit = json_str(git, "commit");
+    const char *branch = json_str(git, "branch");
     json_object *dirty = NULL;
-    int is_dirty = ctx->git && json_object_object_get_ex(ctx->git, "dirty", &dirty) &&
-                   json_object_get_boolean(dirty);
+    int is_dirty =
+        git && json_object_object_get_ex(git, "dirty", &dirty) && json_object_get_boolean(dirty);
     json_object_object_add(tags, "mlstage.commit",
                            json_object_new_string(commit ? commit : "none"));
     json_object_object_add(tags, "mlstage.branch",
-                           json_object_new_string(branch     ? branch
-                                                  : ctx->git ? "(detached)"
-                                                             : "none"));
+                           json_object_new_string(branch ? branch
+                                                  : git  ? "(detached)"
+                                                         : "none"));
     json_object_object_add(tags, "mlstage.dirty",
-                           json_object_new_string(!ctx->git  ? "unknown"
+                           json_object_new_string(!git       ? "unknown"
                                                   : is_dirty ? "true"
                                                              : "false"));
     json_object_object_add(tags, "mlstage.run_id",

@@ -21,7 +21,8 @@ struct mlstage_ctx {
     int dry_run;
     json_object *inputs;  /* validated, defaults applied */
     json_object *secrets; /* declared name → value (set ones only) */
-    json_object *git;     /* or NULL */
+    json_object *git;     /* or NULL; read through ctx_git() */
+    int git_fd;           /* in a plugin process: git arrives here after the fork, else -1 */
     json_object *ci;
 
     /*
@@ -51,6 +52,9 @@ void ctx_free(struct mlstage_ctx *ctx);
  * ownership of msg.
  */
 int ctx_send(struct mlstage_ctx *ctx, json_object *msg);
+
+/* The git metadata, reading it from git_fd the first time in a plugin process. */
+json_object *ctx_git(struct mlstage_ctx *ctx);
 
 /* Key rule for outputs: [A-Za-z_][A-Za-z0-9_]{0,63}. */
 int ctx_valid_output_key(const char *key);

@@ -1,11 +1,13 @@
 /* gitinfo.c — commit, branch, tags, dirty flag and origin of the repository a stage runs in. */
 #include "gitinfo.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 
 #include <git2.h>
 
@@ -63,6 +65,75 @@ static char *workdir_of(git_repository *repo)
     while (n > 1 && wd[n - 1] == '/')
         n--;
     return strndup(wd, n);
+}
+
+char *gitinfo_find_toplevel(const char *path)
+{
+    char dir[PATH_MAX];
+    if (!realpath(path, dir))
+        return NULL;
+    for (;;) {
+        char probe[PATH_MAX + 8];
+        struct stat st;
+        snprintf(probe, sizeof(probe), "%s/.git", dir);
+        if (lstat(probe, &st) == 0 && (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)))
+            return xstrdup(dir);
+        char *slash = strrchr(dir, '/');
+        if (!slash || slash == dir)
+            return NULL;
+        *slash = '\0';
+    }
+}
+
+struct gitinfo_job {
+    pthread_t thread;
+    int started;
+    int joined;
+    char *path;
+    json_object *result;
+    int rc;
+    struct mls_err err;
+};
+
+static void *job_main(void *arg)
+{
+    struct gitinfo_job *job = arg;
+    job->rc = gitinfo_collect(job->path, &job->result, &job->err);
+    return NULL;
+}
+
+struct gitinfo_job *gitinfo_start(const char *path)
+{
+    struct gitinfo_job *job = xcalloc(1, sizeof(*job));
+    job->path = xstrdup(path);
+    job->started = pthread_create(&job->thread, NULL, job_main, job) == 0;
+    return job;
+}
+
+json_object *gitinfo_wait(struct gitinfo_job *job, struct mls_err *err)
+{
+    if (!job)
+        return NULL;
+    if (!job->joined) {
+        if (job->started)
+            pthread_join(job->thread, NULL);
+        else
+            job_main(job); /* no thread could be made: do it here */
+        job->joined = 1;
+    }
+    if (job->rc && err)
+        err_set(err, job->rc, "%s", job->err.msg);
+    return job->result;
+}
+
+void gitinfo_job_free(struct gitinfo_job *job)
+{
+    if (!job)
+        return;
+    gitinfo_wait(job, NULL);
+    json_object_put(job->result);
+    free(job->path);
+    free(job);
 }
 
 char *gitinfo_toplevel(const char *path)

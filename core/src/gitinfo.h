@@ -31,6 +31,29 @@ int gitinfo_collect(const char *path, json_object **out, struct mls_err *err);
 char *gitinfo_toplevel(const char *path);
 
 /*
+ * The folder at or above `path` that holds a .git entry (folder or file),
+ * found without libgit2 — cheap enough to call before anything else;
+ * newly allocated, or NULL.
+ */
+char *gitinfo_find_toplevel(const char *path);
+
+/*
+ * gitinfo_collect in a background thread. libgit2's start-up alone costs
+ * milliseconds (Debian's build parses the whole CA bundle at init), so the
+ * agent starts it first and overlaps it with everything else.
+ */
+struct gitinfo_job;
+struct gitinfo_job *gitinfo_start(const char *path);
+/*
+ * Waits for the job (the first call only) and returns its result, borrowed
+ * and valid until gitinfo_job_free: the metadata, or NULL outside a
+ * repository or on error (*err, when given, says which; both are warnings
+ * to the caller, never failures).
+ */
+json_object *gitinfo_wait(struct gitinfo_job *job, struct mls_err *err);
+void gitinfo_job_free(struct gitinfo_job *job);
+
+/*
  * Strips user:password@ (or a lone token@) from a URL and turns scp-like
  * "git@host:org/repo" into "ssh://host/org/repo"; anything else (a local
  * path) is returned as is. Newly allocated; NULL for NULL.

@@ -209,6 +209,9 @@ static const struct mlstage_plugin *child_open(int fd, const char *path, const c
     return p;
 }
 
+/* The read end of the pipe the agent sends git metadata through, in the child. */
+static int child_git_fd = -1;
+
 /* Validates and runs; never returns. */
 static void child_run(int fd, const struct host_run_spec *spec)
 {
@@ -256,6 +259,7 @@ static void child_run(int fd, const struct host_run_spec *spec)
     json_object_put(ctx->inputs);
     ctx->inputs = inputs;
     ctx->ctl_fd = fd;
+    ctx->git_fd = child_git_fd;
     int rc = p->run(ctx);
     mlstage_group_end(ctx);
     if (rc > 0)
@@ -331,6 +335,8 @@ struct parent_state {
     struct host_result *res;
     json_object *hello;
     int done;
+    json_object *(*git)(void *ud); /* sent to the child after the fork, or NULL */
+    void *git_ud;
 };
 
 static void on_output_line(void *ud, char *line, size_t len)
@@ -422,13 +428,15 @@ static int supervise(void (*child_fn)(int fd, const void *arg), const void *arg,
                      struct parent_state *st, double timeout_s, double grace_s)
 {
     struct host_result *res = st->res;
-    int out_pipe[2], ctl_pipe[2];
-    if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(ctl_pipe, O_CLOEXEC) != 0) {
+    int out_pipe[2], ctl_pipe[2], git_pipe[2] = {-1, -1};
+    if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(ctl_pipe, O_CLOEXEC) != 0 ||
+        (st->git && pipe2(git_pipe, O_CLOEXEC) != 0)) {
         res->code = MLSTAGE_EINTERNAL;
         res->message = xstrdup("cannot create pipes for the plugin process");
         return res->code;
     }
     fflush(NULL);
+    child_git_fd = git_pipe[0];
     pid_t pid = fork();
     if (pid < 0) {
         res->code = MLSTAGE_EINTERNAL;
@@ -449,6 +457,8 @@ static int supervise(void (*child_fn)(int fd, const void *arg), const void *arg,
         dup2(out_pipe[1], 2);
         close(out_pipe[0]);
         close(ctl_pipe[0]);
+        if (git_pipe[1] >= 0)
+            close(git_pipe[1]);
         /* Plain line buffering so a plugin's own printf output interleaves sanely. */
         setvbuf(stdout, NULL, _IOLBF, 0);
         child_fn(ctl_pipe[1], arg);
@@ -457,6 +467,25 @@ static int supervise(void (*child_fn)(int fd, const void *arg), const void *arg,
     setpgid(pid, pid); /* also from here, so the group exists before any kill */
     close(out_pipe[1]);
     close(ctl_pipe[1]);
+    child_git_fd = -1;
+
+    /*
+     * Git metadata goes to the child now that it is loading the plugin: the
+     * collection (libgit2's start-up costs milliseconds) overlaps its start.
+     * The write end is non-blocking and drained in the loop below, so a
+     * child that never reads it cannot stall us.
+     */
+    struct buf git_out;
+    buf_init(&git_out);
+    size_t git_off = 0;
+    int git_fd = -1;
+    if (st->git) {
+        close(git_pipe[0]);
+        json_object *git = st->git(st->git_ud);
+        buf_puts(&git_out, git ? json_object_to_json_string_ext(git, MLS_JSON_PLAIN) : "null");
+        git_fd = git_pipe[1];
+        fcntl(git_fd, F_SETFL, O_NONBLOCK);
+    }
 
     struct sigaction sa = {.sa_handler = on_stop}, old_int, old_term;
     sigemptyset(&sa.sa_mask);
@@ -470,6 +499,15 @@ static int supervise(void (*child_fn)(int fd, const void *arg), const void *arg,
     double start = now_mono(), term_at = 0, exited_at = 0;
     int status = 0, reaped = 0;
     while (out.fd >= 0 || ctl.fd >= 0) {
+        if (git_fd >= 0) {
+            ssize_t n = write(git_fd, git_out.data + git_off, git_out.len - git_off);
+            if (n > 0)
+                git_off += (size_t)n;
+            if (git_off == git_out.len || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+                close(git_fd);
+                git_fd = -1;
+            }
+        }
         double now = now_mono();
         if (!term_at && timeout_s > 0 && now - start >= timeout_s) {
             res->timed_out = 1;
@@ -503,8 +541,8 @@ static int supervise(void (*child_fn)(int fd, const void *arg), const void *arg,
             if (left * 1000 < wait_ms)
                 wait_ms = left > 0 ? (int)(left * 1000) + 1 : 0;
         }
-        struct pollfd fds[2] = {{out.fd, POLLIN, 0}, {ctl.fd, POLLIN, 0}};
-        int rc = poll(fds, 2, wait_ms);
+        struct pollfd fds[3] = {{out.fd, POLLIN, 0}, {ctl.fd, POLLIN, 0}, {git_fd, POLLOUT, 0}};
+        int rc = poll(fds, 3, wait_ms);
         if (rc < 0)
             continue; /* EINTR: a signal; the loop looks at it */
         if (out.fd >= 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) &&
@@ -524,6 +562,9 @@ static int supervise(void (*child_fn)(int fd, const void *arg), const void *arg,
         close(out.fd);
     if (ctl.fd >= 0)
         close(ctl.fd);
+    if (git_fd >= 0)
+        close(git_fd);
+    buf_free(&git_out);
     buf_free(&out.pending);
     buf_free(&ctl.pending);
     if (!reaped) {
@@ -619,7 +660,8 @@ static void run_child(int fd, const void *arg)
 int host_run(const struct host_run_spec *spec, struct host_result *res)
 {
     memset(res, 0, sizeof(*res));
-    struct parent_state st = {.ctx = spec->ctx, .res = res};
+    struct parent_state st = {
+        .ctx = spec->ctx, .res = res, .git = spec->git, .git_ud = spec->git_ud};
     double grace = spec->kill_grace_s > 0 ? spec->kill_grace_s : HOST_DEFAULT_GRACE;
     supervise(run_child, spec, &st, spec->timeout_s, grace);
     if (res->code == MLSTAGE_EINTERNAL && !st.hello && res->signal && !res->interrupted) {

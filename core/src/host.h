@@ -43,6 +43,12 @@ struct host_run_spec {
     json_object *overrides;           /* --set values that name declared inputs, or NULL */
     double timeout_s;                 /* 0: none */
     double kill_grace_s;              /* 0: 10 s */
+    /*
+     * Git metadata for the plugin's context, fetched after the fork so its
+     * collection overlaps the plugin's start; borrowed; may be NULL.
+     */
+    json_object *(*git)(void *ud);
+    void *git_ud;
 };
 
 struct host_result {

@@ -15,7 +15,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
+#include "curl_lazy.h"
 #include <json-c/json.h>
 
 #include <mlstage/context.h>

@@ -614,10 +614,9 @@ static void report_stage(json_object *stages_out, const struct pstage *st, const
     json_object_array_add(stages_out, e);
 }
 
-static int run_pipeline(const struct cli_opts *o, struct pipeline *p)
+static int run_pipeline(const struct cli_opts *o, struct pipeline *p, struct cli_git *g)
 {
     double t0 = now_mono();
-    json_object *git = cli_git(o);
     json_object *ci = ci_info((enum ci_kind)o->ci, (const char *(*)(const char *))getenv);
     char **dirs = host_dirs((const char *const *)o->plugin_paths);
     json_object *tbl = json_object_new_object(), *stages_out = json_object_new_array();
@@ -658,6 +657,7 @@ static int run_pipeline(const struct cli_opts *o, struct pipeline *p)
         int run = 1, decided = 1;
         char *expanded = NULL;
         struct mls_err err = {0};
+        json_object *git = st->when && strstr(st->when, "${git.") ? cli_git_get(g) : NULL;
         int rc = eval_when(o, p, st, tbl, vars, git, &run, &decided, &expanded, &err);
         if (rc) {
             log_msg(MLSTAGE_LOG_ERROR, "%s", err.msg);
@@ -691,7 +691,8 @@ static int run_pipeline(const struct cli_opts *o, struct pipeline *p)
             .workspace = o->workspace_abs,
             .plugin_dirs = dirs,
             .ci = (enum ci_kind)o->ci,
-            .git = git,
+            .git = cli_git_get,
+            .git_ud = g,
             .ci_info = ci,
             .stages = tbl,
             .placeholders = o->dry_run,
@@ -764,7 +765,6 @@ static int run_pipeline(const struct cli_opts *o, struct pipeline *p)
     }
     json_object_put(tbl);
     json_object_put(stages_out);
-    json_object_put(git);
     json_object_put(ci);
     host_dirs_free(dirs);
     return mlstage_exit_code(result);
@@ -897,6 +897,8 @@ int cli_cmd_pipeline(int argc, char **argv)
         return 2;
     }
     cli_mask_known_secrets();
+    struct cli_git git;
+    cli_git_start(&git);
     struct mls_err err = {0};
     struct pipeline *p = NULL;
     rc = pipeline_load(o.args[0], &p, &err);
@@ -934,8 +936,9 @@ int cli_cmd_pipeline(int argc, char **argv)
     }
     if ((rc = cli_resolve_workspace(&o)) != 0)
         goto done;
-    rc = run_pipeline(&o, p);
+    rc = run_pipeline(&o, p, &git);
 done:
+    cli_git_free(&git);
     pipeline_free(p);
     cli_free_opts(&o);
     return rc;

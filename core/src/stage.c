@@ -8,8 +8,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
-#include <openssl/rand.h>
+#include <sys/random.h>
 
 #include <mlstage/error.h>
 #include <mlstage/fs.h>
@@ -46,8 +47,14 @@ char *stage_new_run_id(void)
     int ms = (int)((now - (double)secs) * 1000.0);
     struct tm tm;
     gmtime_r(&secs, &tm);
+    /* getrandom, not OpenSSL: initialising its RNG costs a millisecond per stage. */
     unsigned char rnd[3] = {0};
-    RAND_bytes(rnd, sizeof(rnd));
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+        unsigned v = (unsigned)getpid() ^ (unsigned)(now * 1e6);
+        rnd[0] = (unsigned char)v;
+        rnd[1] = (unsigned char)(v >> 8);
+        rnd[2] = (unsigned char)(v >> 16);
+    }
     char id[64];
     snprintf(id, sizeof(id), "%04d%02d%02dT%02d%02d%02d.%03dZ-%02x%02x%02x", tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms, rnd[0], rnd[1],
@@ -131,6 +138,29 @@ static void stamp_artifacts(const struct stage_opts *opts, struct mlstage_ctx *c
         }
         json_object_array_add(artifacts_out, rec);
         free(statement);
+    }
+}
+
+/* Whether any string in the tree refers to ${git.*} (then git is needed before the run). */
+static int refers_to_git(json_object *node)
+{
+    switch (json_object_get_type(node)) {
+    case json_type_string: return strstr(json_object_get_string(node), "${git.") != NULL;
+    case json_type_array:
+        for (size_t i = 0; i < json_object_array_length(node); i++)
+            if (refers_to_git(json_object_array_get_idx(node, i)))
+                return 1;
+        return 0;
+    case json_type_object: {
+        json_object_object_foreach(node, key, val)
+        {
+            (void)key;
+            if (refers_to_git(val))
+                return 1;
+        }
+        return 0;
+    }
+    default: return 0;
     }
 }
 
@@ -218,7 +248,7 @@ int stage_run(const struct stage_opts *opts, struct task_manifest *task, struct 
         .run_id = res->run_id,
         .run_dir = run_dir,
         .outputs_dir = outputs_dir,
-        .git = opts->git,
+        .git = refers_to_git(task->inputs) ? opts->git(opts->git_ud) : NULL,
         .stages = opts->stages,
         .placeholders = opts->placeholders,
     };
@@ -251,7 +281,6 @@ int stage_run(const struct stage_opts *opts, struct task_manifest *task, struct 
     ctx->dry_run = opts->dry_run;
     json_object_put(ctx->secrets);
     ctx->secrets = json_object_get(secrets);
-    ctx->git = json_object_get(opts->git);
     ctx->ci = json_object_get(opts->ci_info);
 
     log_msg(MLSTAGE_LOG_INFO, "==> %s: plugin %s, backend %s%s, run %s", label, task->plugin,
@@ -266,14 +295,22 @@ int stage_run(const struct stage_opts *opts, struct task_manifest *task, struct 
         .overrides = opts->vars,
         .timeout_s = task->timeout_s,
         .kill_grace_s = task->kill_grace_s,
+        .git = opts->git,
+        .git_ud = opts->git_ud,
     };
+    double t_plugin = now_mono();
     rc = host_run(&spec, &hr);
+    double t_git = now_mono();
+    json_object *git = opts->git(opts->git_ud);
+    double t_finish = now_mono();
     if (rc)
         err_set(&err, rc, "%s", hr.message ? hr.message : mlstage_strerror(rc));
 
     double finished = now_wall();
+    /* The manifest's digest goes into statements only: skip it when there are none. */
     char manifest_hex[MLSTAGE_SHA256_HEX_LEN + 1];
-    if (mlstage_sha256_file(task->doc->path, manifest_hex, NULL) == 0)
+    if (json_object_array_length(ctx->artifacts) > 0 &&
+        mlstage_sha256_file(task->doc->path, manifest_hex, NULL) == 0)
         manifest_sha = xstrdup(manifest_hex);
     struct prov_meta meta = {
         .task = task->task,
@@ -284,7 +321,7 @@ int stage_run(const struct stage_opts *opts, struct task_manifest *task, struct 
         .backend = backend,
         .inputs = hr.inputs ? hr.inputs : inputs,
         .vars = opts->vars,
-        .git = opts->git,
+        .git = git,
         .ci = opts->ci_info,
         .run_id = res->run_id,
         .status = status_name(rc, &hr),
@@ -316,12 +353,22 @@ int stage_run(const struct stage_opts *opts, struct task_manifest *task, struct 
     time_rfc3339(finished, ts);
     json_object_object_add(record, "finished", json_object_new_string(ts));
     json_object_object_add(record, "duration_s", json_object_new_double(now_mono() - started_mono));
+    /* Where the time went, so the agent's own overhead stays visible. */
+    json_object *timings = json_object_new_object();
+    json_object_object_add(timings, "setup_ms",
+                           json_object_new_double((t_plugin - started_mono) * 1e3));
+    json_object_object_add(timings, "plugin_ms", json_object_new_double((t_git - t_plugin) * 1e3));
+    json_object_object_add(timings, "git_wait_ms",
+                           json_object_new_double((t_finish - t_git) * 1e3));
+    json_object_object_add(timings, "finish_ms",
+                           json_object_new_double((now_mono() - t_finish) * 1e3));
+    json_object_object_add(record, "timings", timings);
     json_object_object_add(record, "inputs", json_object_get(meta.inputs));
     json_object_object_add(record, "outputs", json_object_get(ctx->outputs));
     json_object_object_add(record, "artifacts", json_object_get(artifacts));
     if (opts->dry_run)
         json_object_object_add(record, "plan", json_object_get(ctx->plan));
-    json_object_object_add(record, "git", json_object_get(opts->git));
+    json_object_object_add(record, "git", json_object_get(git));
     json_object_object_add(record, "ci", json_object_get(opts->ci_info));
     json_object_object_add(record, "mlstage_version", json_object_new_string(MLSTAGE_VERSION));
 

@@ -16,7 +16,12 @@ struct stage_opts {
     const char *workspace; /* absolute folder that holds .mlstage */
     char **plugin_dirs;    /* host_dirs() */
     enum ci_kind ci;
-    json_object *git;     /* gitinfo or NULL; borrowed */
+    /*
+     * Git metadata (gitinfo, or NULL outside a repository), borrowed. Called
+     * only when needed: it may wait for the background collection.
+     */
+    json_object *(*git)(void *ud);
+    void *git_ud;
     json_object *ci_info; /* ci_info(); borrowed */
     /* Pipelines: the stages table for ${stages.*} (see expand.h), or NULL. */
     json_object *stages;

@@ -16,7 +16,8 @@ static const char schema[] =
     "\"properties\": {"
     "  \"mode\": {\"type\": \"string\", \"enum\": [\"ok\", \"outputs\", \"artifacts\", \"crash\","
     "            \"abort\", \"hang\", \"hang-ignore-term\", \"fail\", \"secret\", \"exit\","
-    "            \"plan\", \"subprocess\", \"print\"]},"
+    "            \"plan\", \"subprocess\", \"print\", \"noop\","
+    "            \"artifact-path\"]},"
     "  \"count\": {\"type\": \"integer\", \"minimum\": 0, \"maximum\": 100, \"default\": 1},"
     "  \"label\": {\"type\": \"string\", \"default\": \"x\"},"
     "  \"secret_name\": {\"type\": \"string\"},"
@@ -153,6 +154,10 @@ static int test_run(struct mlstage_ctx *ctx)
     }
     if (strcmp(mode, "subprocess") == 0)
         return run_subprocess(ctx);
+    if (strcmp(mode, "noop") == 0)
+        return 0;
+    if (strcmp(mode, "artifact-path") == 0)
+        return mlstage_artifact_add(ctx, mlstage_input_string(ctx, "value", ""), NULL);
     if (strcmp(mode, "print") == 0) {
         for (int64_t i = 0; i < mlstage_input_int(ctx, "count", 1); i++)
             printf("printed line %lld\n", (long long)i);
