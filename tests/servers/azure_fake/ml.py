@@ -153,9 +153,9 @@ REGENERATE = obj({"keyType": {"type": "string", "enum": ["Primary", "Secondary"]
                   "keyValue": s()}, required=["keyType"])
 
 
-def validate(body, schema, what):
+def validate(body, schema, what, path=""):
     errors = []
-    out = check(body, schema, "", errors)
+    out = check(body, schema, path, errors)
     if errors:
         first = errors[0]["message"]
         more = " (and %d more problems; see details)" % (len(errors) - 1) if len(errors) > 1 else ""
@@ -598,7 +598,8 @@ def put_job(app, req, sub, rg, ws, id):
     if jt != "Command":
         ml_fail(400, "azure_fake simulates Command jobs only (jobType '%s')." % jt,
                 target="properties.jobType")
-    props = validate(body["properties"], COMMAND_JOB, "Command job")
+    props = validate(body["properties"], COMMAND_JOB, "Command job", "properties")
+    submitted = json.loads(json.dumps(props))
     if props.get("jobType") != "Command":
         ml_fail(400, "Invalid job: jobType must be 'Command'.", target="properties.jobType")
     resolve_asset(app, w, "environments", props["environmentId"], "environmentId")
@@ -613,8 +614,10 @@ def put_job(app, req, sub, rg, ws, id):
             check_asset_uri(app, inp["uri"], "inputs.%s.uri" % name)
     old = w["jobs"].get(id)
     if old:
-        a = {k: v for k, v in old["properties"].items() if k != "tags"}
-        b = {k: v for k, v in props.items() if k != "tags"}
+        # "For update case, the Tags in the definition passed in will replace Tags in the
+        # existing job." Anything else differing is a conflict.
+        a = {k: v for k, v in old["submitted"].items() if k != "tags"}
+        b = {k: v for k, v in submitted.items() if k != "tags"}
         if a != b:
             changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
             ml_fail(409, "Job '%s' already exists; only its tags can be updated (changed: %s)."
@@ -640,7 +643,8 @@ def put_job(app, req, sub, rg, ws, id):
                              % props["command"].split()[0])
     elif MAGIC["job_hang"].search(props["command"]):
         outcome = "hang"
-    job = {"name": id, "created": time.time(), "properties": props, "status": "NotStarted",
+    job = {"name": id, "created": time.time(), "properties": props, "submitted": submitted,
+           "status": "NotStarted",
            "polls": 0, "outcome": outcome, "error": error, "cancel_op": None}
     w["jobs"][id] = job
     return json_response(201, render_job(app, w, job))

@@ -71,6 +71,7 @@ DEFAULTS = {
     "page_size": 10,
     "datastore_endpoint": "core.windows.net",
     "datastore_protocol": "https",
+    "azurite": "http://127.0.0.1:10000/devstoreaccount1",  # account URL [/container]
     "azurite_key": ml.AZURITE_KEY,
     "ratelimit": {"reads": 11999, "writes": 1199, "deletes": 14999},
 }
@@ -105,8 +106,9 @@ class App:
                          ("retry_after", "retry_after")):
             if getattr(args, opt) is not None:
                 cfg[key] = getattr(args, opt)
+        if args.azurite:
+            cfg["azurite"] = args.azurite
         self.base_config = cfg
-        self.azurite_url = args.azurite.rstrip("/")
         self.secret = os.urandom(32)
         self.faults = Faults()
         self.ops = Operations(self)
@@ -126,6 +128,8 @@ class App:
         self.reset(save=False)
         if self.state_file and os.path.exists(self.state_file) and os.path.getsize(self.state_file):
             self.load()
+            if args.azurite:  # an explicit flag wins over the dumped configuration
+                self.config["azurite"] = args.azurite
 
     # ---- configuration and state --------------------------------------------------------
 
@@ -144,9 +148,9 @@ class App:
 
     @property
     def azurite(self):
-        u = urlsplit(self.azurite_url)
-        parts = [p for p in u.path.split("/") if p]
-        return {"url": self.azurite_url, "account": parts[0] if parts else "devstoreaccount1",
+        url = self.config["azurite"].rstrip("/")
+        parts = [p for p in urlsplit(url).path.split("/") if p]
+        return {"url": url, "account": parts[0] if parts else "devstoreaccount1",
                 "container": parts[1] if len(parts) > 1 else "azureml-blobstore",
                 "key": self.config["azurite_key"]}
 
@@ -345,8 +349,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description="azure_fake: Entra + ARM + Azure ML test server")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--state", help="dump state to FILE after every request; load it at start")
-    p.add_argument("--azurite", default="http://127.0.0.1:10000/devstoreaccount1",
-                   help="blob account URL the default datastore points at [/container]")
+    p.add_argument("--azurite", help="blob account URL the default datastore points at, "
+                   "optionally /container (default http://127.0.0.1:10000/devstoreaccount1)")
     p.add_argument("--config", help="JSON file merged over the defaults (see README.md)")
     p.add_argument("--token-lifetime", type=int, dest="token_lifetime")
     p.add_argument("--lro-polls", type=int, dest="lro_polls")
