@@ -6,13 +6,15 @@ Contracts: /work/shared/reference/azure/ml/mfe-2025-12-01.paths-extract.json,
 mfe-2025-12-01.definitions-extract.json and examples-2025-12-01/*.json.
 """
 import base64
+import hashlib
+import hmac
 import json
 import os
 import re
 import secrets
 import time
 import uuid
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import identity
 from router import (HTTPError, empty_response, error_detail, fail, iso, json_response, ml_fail,
@@ -1243,6 +1245,53 @@ def get_logs(app, req, sub, rg, ws, endpoint, name):
     return json_response(200, {"content": "\n".join(lines) + ("\n" if lines else "")})
 
 
+# ---- registry pending uploads --------------------------------------------------------------------
+
+REG = ("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.MachineLearningServices"
+       "/registries/{registry}")
+PENDING_UPLOAD = obj({"pendingUploadId": s(), "pendingUploadType": s(
+    enum=["None", "TemporaryBlobReference"])})
+
+
+def account_sas(app, hours=1):
+    """An account SAS (sv 2019-12-12, which Azurite accepts) for blob containers and objects."""
+    az = app.azurite
+    st = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 300))
+    se = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + hours * 3600))
+    q = [("sv", "2019-12-12"), ("ss", "b"), ("srt", "co"), ("sp", "racwl"), ("st", st),
+         ("se", se), ("spr", "https,http")]
+    to_sign = "\n".join([az["account"], "racwl", "b", "co", st, se, "", "https,http",
+                         "2019-12-12"]) + "\n"
+    sig = base64.b64encode(hmac.new(base64.b64decode(az["key"]), to_sign.encode(),
+                                    hashlib.sha256).digest()).decode()
+    return "&".join("%s=%s" % (k, quote(v, safe="")) for k, v in q + [("sig", sig)])
+
+
+def start_pending_upload(app, req, sub, rg, registry, name, version):
+    reg_rg = app.config["registries"].get(registry)
+    if reg_rg is None or reg_rg.lower() != rg.lower():
+        fail(404, "ResourceNotFound", "The Resource 'Microsoft.MachineLearningServices/"
+             "registries/%s' under resource group '%s' was not found." % (registry, rg))
+    if not ASSET_NAME.match(name) or not VERSION.match(version):
+        ml_fail(400, "Invalid model name or version '%s:%s'." % (name, version), target="name")
+    body = validate(req.json, PENDING_UPLOAD, "pending upload request")
+    if body.get("pendingUploadType", "TemporaryBlobReference") != "TemporaryBlobReference":
+        ml_fail(400, "TemporaryBlobReference is the only supported pendingUploadType.",
+                target="pendingUploadType")
+    upload_id = body.get("pendingUploadId") or new_id()
+    az = app.azurite
+    blob_uri = "%s/%s/LocalUpload/%s/%s/%s" % (az["url"], az["container"], upload_id, name,
+                                               version)
+    return json_response(200, {
+        "blobReferenceForConsumption": {
+            "blobUri": blob_uri,
+            "storageAccountArmId": "/subscriptions/%s/resourceGroups/%s/providers/"
+                                   "Microsoft.Storage/storageAccounts/%s" % (sub, rg,
+                                                                             az["account"]),
+            "credential": {"credentialType": "SAS", "sasUri": blob_uri + "?" + account_sas(app)}},
+        "pendingUploadId": upload_id, "pendingUploadType": "TemporaryBlobReference"})
+
+
 # ---- ML operation status URLs ----------------------------------------------------------------------
 
 def find_op(app, sub, loc, op_id):
@@ -1383,6 +1432,8 @@ def register(app):
     r.add("GET", loc + "/mfeOperationsStatus/{op_id}", operation_status, api=API)
     r.add("GET", loc + "/mfeOperationResults/{op_id}", operation_result, api=API)
     r.add("GET", WS, get_workspace, api=API)
+    r.add("POST", REG + "/models/{name}/versions/{version}/startPendingUpload",
+          start_pending_upload, api=API, body="json")
     r.add("GET", WS + "/datastores", list_datastores, api=API)
     r.add("GET", WS + "/datastores/{name}", get_datastore, api=API)
     r.add("POST", WS + "/datastores/{name}/listSecrets", list_secrets, api=API, body="none")

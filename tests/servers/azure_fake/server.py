@@ -62,6 +62,7 @@ DEFAULTS = {
     "subscription_id": SUB,
     "resource_groups": {"rg-mlstage": "westeurope"},
     "workspaces": {"mlw-mlstage": "rg-mlstage"},
+    "registries": {"mlr-mlstage": "rg-mlstage"},
     "computes": ["cpu-cluster"],
     "lro_polls": 2,
     "retry_after": 1,
@@ -318,6 +319,7 @@ def make_handler(app, verbose):
             try:
                 body, no_length = self._read_body()
             except ValueError:
+                self.close_connection = True  # the rest of the stream cannot be trusted
                 self.send_error(400, "bad Content-Length or chunk size")
                 return
             host = self.headers.get("Host") or "127.0.0.1:%d" % self.server.server_port

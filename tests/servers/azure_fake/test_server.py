@@ -909,6 +909,24 @@ class TestMachineLearning(Base):
         self.assert_error(r, 400, "UserError", "location")
 
 
+class TestRegistry(Base):
+    def test_start_pending_upload_hands_out_a_sas_uri_on_the_blob_account(self):
+        reg = RG + "/providers/Microsoft.MachineLearningServices/registries/mlr-mlstage"
+        r = self.arm("POST", reg + "/models/diabetes/versions/1/startPendingUpload",
+                     {"pendingUploadType": "TemporaryBlobReference"}, ML_API)
+        self.assertEqual(r.status, 200, r)
+        ref = r.json["blobReferenceForConsumption"]
+        self.assertTrue(ref["blobUri"].startswith("http://127.0.0.1:10000/devstoreaccount1/"))
+        self.assertEqual(ref["credential"]["credentialType"], "SAS")
+        self.assertIn("sig=", ref["credential"]["sasUri"])
+        r = self.arm("POST", reg + "/models/diabetes/versions/1/startPendingUpload",
+                     {"pendingUploadType": "None"}, ML_API)
+        self.assert_error(r, 400, "UserError")
+        r = self.arm("POST", reg.replace("mlr-mlstage", "nope") + "/models/d/versions/1/"
+                     "startPendingUpload", {}, ML_API)
+        self.assert_error(r, 404, "ResourceNotFound")
+
+
 class TestProcess(unittest.TestCase):
     def test_state_file_survives_a_restart_and_sigterm_exits_zero(self):
         with tempfile.TemporaryDirectory() as tmp:
