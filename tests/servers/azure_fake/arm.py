@@ -4,6 +4,7 @@ and the Microsoft.Resources/deployments provider (PUT + LRO, validate, whatIf, o
 Contracts: /work/shared/reference/azure/arm/deployments-2025-04-01.extract.json,
 lro-throttling-notes.md and common-types-v3-error.extract.json.
 """
+import copy
 import hashlib
 import json
 import re
@@ -154,11 +155,18 @@ def generic_resource(app, req):
         return None
     res = app.state["arm_resources"].get(req.path.lower())
     if res is None:
+        m = re.match(r"^/subscriptions/[^/]+/resourcegroups/([^/]+)/providers/([^/]+/[^/]+/.+)$",
+                     req.path, re.IGNORECASE)
+        if m:
+            fail(404, "ResourceNotFound", "The Resource '%s' under resource group '%s' was not "
+                 "found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"
+                 % (m.group(2), m.group(1)))
         return None
     versions = req.query_all("api-version")
     if len(versions) != 1 or not re.match(r"^\d{4}-\d{2}-\d{2}(-preview)?$", versions[0]):
         check_api_version(req, res["apiVersion"])
-    body = {k: v for k, v in res.items() if not k.startswith("_") and k != "apiVersion"}
+    body = copy.deepcopy({k: v for k, v in res.items()
+                          if not k.startswith("_") and k != "apiVersion"})
     body.setdefault("properties", {})["provisioningState"] = "Succeeded"
     return json_response(200, body)
 

@@ -529,6 +529,24 @@ class TestDeployments(Base):
                 break
         self.assertEqual([c["changeType"] for c in p.json["properties"]["changes"]], ["Delete"])
 
+    def test_deployed_resources_can_be_read_back_and_absent_ones_are_404(self):
+        self.assertEqual(self.deploy_and_wait("rb", deployment({"name": "stmlstage"})),
+                         "Succeeded")
+        sa = RG + "/providers/Microsoft.Storage/storageAccounts/stmlstage"
+        for _ in range(2):  # reading must not change what what-if compares against
+            r = self.arm("GET", sa + "?api-version=2023-01-01")
+            self.assertEqual((r.status, r.json["properties"]["provisioningState"]),
+                             (200, "Succeeded"))
+        r = self.arm("POST", DEP + "/rb2/whatIf", deployment({"name": "stmlstage"}), ARM_API)
+        while True:
+            p = self.follow(r.header("Location"))
+            if p.status == 200:
+                break
+        self.assertEqual([c["changeType"] for c in p.json["properties"]["changes"]],
+                         ["NoChange"])
+        self.assert_error(self.arm("GET", sa.replace("stmlstage", "stother") +
+                                   "?api-version=2023-01-01"), 404, "ResourceNotFound")
+
     def test_magic_word_fails_the_deployment_with_details(self):
         self.assertEqual(self.deploy_and_wait("boom", deployment({"name": "fakearmfail1"})),
                          "Failed")
