@@ -11,7 +11,6 @@ from router import empty_response, error_detail, iso, json_response, new_id
 
 ARM_API = "2025-04-01"
 ML_API = "2025-12-01"
-TERMINAL = ("Succeeded", "Failed", "Canceled")
 
 
 class Operations:

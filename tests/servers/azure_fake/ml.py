@@ -9,16 +9,14 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import re
 import secrets
 import time
 import uuid
 from urllib.parse import quote, urlencode, urlsplit
 
-import identity
-from router import (HTTPError, empty_response, error_detail, fail, iso, json_response, ml_fail,
-                    new_id, system_data)
+from router import (HTTPError, empty_response, error_detail, fail, json_response, ml_fail, new_id,
+                    system_data)
 from schema import (ANY_OBJ, ARM_ENVELOPE, ASSET_BASE, BOOL, DUR, INT, RESOURCE_BASE, RO, STR_MAP,
                     check, obj, req_s, s)
 
@@ -809,10 +807,11 @@ def put_endpoint(app, req, sub, rg, ws, name):
     if ep and props.get("keys"):
         ml_fail(400, "'properties.keys' can only be set when the endpoint is created; use "
                 "regenerateKeys.", target="properties.keys")
-    if not ep and (props.get("traffic") or props.get("mirrorTraffic")):
-        if any(v > 0 for v in (props.get("traffic") or {}).values()):
-            ml_fail(400, "Invalid traffic: endpoint '%s' has no deployments yet." % name,
-                    target="properties.traffic")
+    if not ep:
+        for field in ("traffic", "mirrorTraffic"):
+            if props.get(field):
+                ml_fail(400, "Invalid %s: endpoint '%s' has no deployments yet." % (field, name),
+                        target="properties." + field)
     if ep:
         check_traffic(ep, props.get("traffic"), "traffic")
         check_traffic(ep, props.get("mirrorTraffic"), "mirrorTraffic")

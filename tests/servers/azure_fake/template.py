@@ -9,7 +9,6 @@ value becomes "<unevaluated: ...>" and a Warning diagnostic says so.
 Contract: /work/shared/reference/azure/arm/deployments-2025-04-01.extract.json.
 """
 import base64
-import copy as _copy
 import hashlib
 import json
 import re
