@@ -98,8 +98,8 @@ def aad_fail(status, error, code, description):
         "error_uri": "https://login.microsoftonline.com/error?code=%d" % code}))
 
 
-def missing_param(name, status=400, error="invalid_request"):
-    aad_fail(status, error, 900144,
+def missing_param(name):
+    aad_fail(400, "invalid_request", 900144,
              "The request body must contain the following parameter: '%s'." % name)
 
 

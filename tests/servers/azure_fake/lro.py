@@ -24,7 +24,7 @@ class Operations:
         return self.app.state["operations"]
 
     def start(self, req, kind, style, scope, *, outcome="Succeeded", error=None, final="resource",
-              final_body=None, labels=None, error_status=400, headers=None, data=None):
+              final_body=None, headers=None, data=None):
         """Creates an operation. `style` "arm" (Microsoft.Resources) or "ml" (MFE) picks its URLs."""
         over = req.lro
         cfg = self.app.config
@@ -51,8 +51,8 @@ class Operations:
             "id": op_id, "kind": kind, "style": style, "scope": scope,
             "async_path": async_path, "location_path": loc_path,
             "polls": 0, "polls_needed": int(over.get("polls", cfg["lro_polls"])),
-            "labels": labels or (["Accepted", "Running"] if style == "arm" else ["InProgress"]),
-            "outcome": outcome, "error": error, "error_status": error_status,
+            "labels": ["Accepted", "Running"] if style == "arm" else ["InProgress"],
+            "outcome": outcome, "error": error,
             "done": False, "final": final, "final_body": final_body,
             "headers": over.get("headers", headers or "both"),
             "start": time.time(), "end": None, "data": data or {},
@@ -131,7 +131,7 @@ class Operations:
                                         ("Retry-After", str(self.app.config["retry_after"]))])
         if op["outcome"] != "Succeeded":
             err = op["error"] or error_detail("InternalServerError", "failed")
-            return json_response(op["error_status"], {"error": err})
+            return json_response(400, {"error": err})
         if op["final"] == "delete":
             return empty_response(204)
         if op["final"] == "empty":

@@ -15,6 +15,7 @@ import time
 import uuid
 from urllib.parse import quote, urlencode, urlsplit
 
+import arm
 from router import (HTTPError, empty_response, error_detail, fail, json_response, ml_fail, new_id,
                     system_data)
 from schema import (ANY_OBJ, ARM_ENVELOPE, ASSET_BASE, BOOL, DUR, INT, RESOURCE_BASE, RO, STR_MAP,
@@ -170,11 +171,11 @@ def workspace(app, sub, rg, ws):
     """The workspace's state; 404 (ARM ResourceNotFound) when it is not configured."""
     for name, wrg in app.config["workspaces"].items():
         if name.lower() == ws.lower() and wrg.lower() == rg.lower():
-            key = "%s/%s/%s" % (sub.lower(), rg.lower(), ws.lower())
-            st = app.state["ml"].setdefault(key, {
+            ids = {"sub": sub, "rg": wrg, "ws": name}
+            st = app.state["ml"].setdefault(workspace_key({"_ids": ids}), {
                 "assets": {"models": {}, "codes": {}, "environments": {}, "data": {}},
                 "jobs": {}, "endpoints": {}})
-            st["_ids"] = {"sub": sub, "rg": wrg, "ws": name}
+            st["_ids"] = ids
             return st
     fail(404, "ResourceNotFound", "The Resource 'Microsoft.MachineLearningServices/workspaces/%s'"
          " under resource group '%s' was not found. For more details please go to "
@@ -188,10 +189,7 @@ def ws_id(w):
 
 
 def ws_location(app, w):
-    for k, v in app.config["resource_groups"].items():
-        if k.lower() == w["_ids"]["rg"].lower():
-            return v
-    return "westeurope"
+    return arm.rg_location(app, w["_ids"]["rg"])
 
 
 def same_location(a, b):
@@ -737,6 +735,13 @@ def busy(app, rec):
     return op if op and not op["done"] else None
 
 
+def ensure_idle(app, rec, what):
+    """One operation at a time per endpoint or deployment: 409 while another runs."""
+    if busy(app, rec):
+        ml_fail(409, "%s '%s' is '%s'; wait for the running operation to finish."
+                % (what, rec["name"], rec["provisioningState"]))
+
+
 def observe(app, rec):
     op = busy(app, rec)
     if op:
@@ -801,9 +806,8 @@ def put_endpoint(app, req, sub, rg, ws, name):
                 "region '%s'." % (body["location"], loc), target="location")
     props = body["properties"]
     ep = w["endpoints"].get(name.lower())
-    if ep and busy(app, ep):
-        ml_fail(409, "Online endpoint '%s' is '%s'; wait for the running operation to finish."
-                % (name, ep["provisioningState"]))
+    if ep:
+        ensure_idle(app, ep, "Online endpoint")
     if ep and props.get("keys"):
         ml_fail(400, "'properties.keys' can only be set when the endpoint is created; use "
                 "regenerateKeys.", target="properties.keys")
@@ -881,9 +885,7 @@ def patch_endpoint(app, req, sub, rg, ws, name):
     w = workspace(app, sub, rg, ws)
     ep = get_endpoint_or_404(w, name)
     body = validate(req.json, PATCH_BODY, "endpoint update")
-    if busy(app, ep):
-        ml_fail(409, "Online endpoint '%s' is '%s'; wait for the running operation to finish."
-                % (name, ep["provisioningState"]))
+    ensure_idle(app, ep, "Online endpoint")
     op = app.ops.start(req, "endpoint_patch", "ml", {"sub": sub, "location": ep["location"]},
                        headers="location", data={"ws": workspace_key(w), "name": name.lower(),
                                                  "patch": body})
@@ -914,9 +916,7 @@ def delete_endpoint(app, req, sub, rg, ws, name):
     ep = w["endpoints"].get(name.lower())
     if ep is None:
         return empty_response(204)
-    if busy(app, ep):
-        ml_fail(409, "Online endpoint '%s' is '%s'; wait for the running operation to finish."
-                % (name, ep["provisioningState"]))
+    ensure_idle(app, ep, "Online endpoint")
     op = app.ops.start(req, "endpoint_delete", "ml", {"sub": sub, "location": ep["location"]},
                        final="delete", headers="location",
                        data={"ws": workspace_key(w), "name": name.lower()})
@@ -1045,9 +1045,7 @@ def put_deployment(app, req, sub, rg, ws, endpoint, name):
         resolve_asset(app, w, "codes", code["codeId"], "codeConfiguration.codeId")
     old = ep["deployments"].get(name.lower())
     if old:
-        if busy(app, old):
-            ml_fail(409, "Deployment '%s' is '%s'; wait for the running operation to finish."
-                    % (name, old["provisioningState"]))
+        ensure_idle(app, old, "Deployment")
         for f in ("instanceType", "endpointComputeType"):
             if old["properties"][f].lower() != props[f].lower():
                 ml_fail(400, "Property '%s' of deployment '%s' cannot be changed ('%s' -> '%s'); "
@@ -1160,9 +1158,7 @@ def patch_deployment(app, req, sub, rg, ws, endpoint, name):
     ep = get_endpoint_or_404(w, endpoint)
     d = get_deployment_or_404(ep, name)
     body = validate(req.json, PATCH_BODY, "deployment update")
-    if busy(app, d):
-        ml_fail(409, "Deployment '%s' is '%s'; wait for the running operation to finish."
-                % (name, d["provisioningState"]))
+    ensure_idle(app, d, "Deployment")
     if body.get("sku") and body["sku"].get("capacity") is not None and body["sku"]["capacity"] < 1:
         ml_fail(400, "Invalid sku: capacity must be at least 1.", target="sku.capacity")
     op = app.ops.start(req, "deployment_patch", "ml", {"sub": sub, "location": ep["location"]},
@@ -1207,9 +1203,7 @@ def delete_deployment(app, req, sub, rg, ws, endpoint, name):
         ml_fail(400, "Deployment '%s' still receives %d%% of endpoint '%s' traffic; set its "
                 "traffic to 0 before deleting it." % (name, live.get(name.lower(), 0) or
                                                       mirror.get(name.lower(), 0), ep["name"]))
-    if busy(app, d):
-        ml_fail(409, "Deployment '%s' is '%s'; wait for the running operation to finish."
-                % (name, d["provisioningState"]))
+    ensure_idle(app, d, "Deployment")
     op = app.ops.start(req, "deployment_delete", "ml", {"sub": sub, "location": ep["location"]},
                        final="delete", headers="location",
                        data={"ws": workspace_key(w), "endpoint": ep["name"].lower(),

@@ -58,12 +58,6 @@ class Response:
         self.headers = [(k, v) for k, v in self.headers if k.lower() != name.lower()]
         self.headers.append((name, str(value)))
 
-    def get_header(self, name):
-        for k, v in self.headers:
-            if k.lower() == name.lower():
-                return v
-        return None
-
     def json(self):
         return json.loads(self.body) if self.body else None
 
