@@ -71,14 +71,6 @@ static void add_string(struct build *b, json_object *obj, const char *key, const
     json_object_object_add(obj, key, s);
 }
 
-/* Adds key: `value` cut to the build's text limit. */
-static void add_text(struct build *b, json_object *obj, const char *key, const char *value)
-{
-    char *t = clip(b, value ? value : "", b->lim->text, &b->cuts.text_cut);
-    add_string(b, obj, key, t);
-    free(t);
-}
-
 /* A wrapping TextBlock holding `text` as given (already cut by the caller). */
 static json_object *text_block(struct build *b, const char *text)
 {
@@ -289,7 +281,7 @@ static void add_mention(struct build *b, json_object *body, json_object *card,
     json_object_array_add(body, text_block(b, text));
 
     json_object *mentioned = json_object_new_object();
-    add_text(b, mentioned, "id", f->mention_id);
+    add_string(b, mentioned, "id", f->mention_id); /* a cut id would mention no one */
     add_string(b, mentioned, "name", name);
     json_object *entity = json_object_new_object();
     add_string(b, entity, "type", "mention");

@@ -461,6 +461,11 @@ static int deliver(struct mlstage_ctx *ctx, const char *url, const char *text, s
         mlstage_output_set(ctx, "status", "sent");
         mlstage_info(ctx, "Teams card delivered: HTTP %ld after %d attempt%s (%zu bytes)",
                      resp->status, resp->attempts, resp->attempts == 1 ? "" : "s", len);
+        snprintf(what, sizeof(what),
+                 "**Teams notification** sent: HTTP %ld, a card of %zu bytes (card.json in the "
+                 "run's outputs)\n",
+                 resp->status, len);
+        mlstage_summary_append(ctx, what);
     } else {
         excerpt(answer, sizeof(answer), resp->body, resp->body_len);
         snprintf(what, sizeof(what), "the Teams webhook refused the card: HTTP %ld%s%s%s",
@@ -514,6 +519,7 @@ static int notify_run(struct mlstage_ctx *ctx)
                      "is not shown):\n%s",
                      len,
                      json_object_to_json_string_ext(envelope, JSON_C_TO_STRING_PRETTY |
+                                                                  JSON_C_TO_STRING_SPACED |
                                                                   JSON_C_TO_STRING_NOSLASHESCAPE));
         mlstage_output_set(ctx, "status", "planned");
         mlstage_output_set(ctx, "http_status", "0");

@@ -298,6 +298,11 @@ static void test_card_envelope_facts_metrics_and_actions(void)
     char *statement = tu_fmt("%s.intoto.json", card_path);
     struct stat st;
     CU_ASSERT_EQUAL(stat(statement, &st), 0);
+    char *summary_path = tu_fmt("%s/summary.md", run_dir);
+    char *summary = tu_read(summary_path, NULL);
+    TU_ASSERT_CONTAINS(summary, "**Teams notification** sent: HTTP 202");
+    free(summary);
+    free(summary_path);
 
     free(statement);
     json_object_put(saved);
