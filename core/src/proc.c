@@ -16,6 +16,7 @@
 #include <mlstage/context.h>
 #include <mlstage/error.h>
 
+#include "ctx.h"
 #include "mask.h"
 #include "util.h"
 
@@ -463,6 +464,21 @@ static char *stream_tail(const struct stream *st)
 
 /* ---- supervising ------------------------------------------------------- */
 
+/*
+ * Tells the agent that a command's process group exists (on) or is gone
+ * (off). The command has its own group so that its timeout reaches its
+ * children; the agent must know it, or stopping the plugin (stage
+ * timeout, Ctrl-C, a crash) would leave the command running unseen.
+ */
+static void announce_group(struct mlstage_ctx *ctx, pid_t pgid, int on)
+{
+    json_object *m = json_object_new_object();
+    json_object_object_add(m, "t", json_object_new_string("pgroup"));
+    json_object_object_add(m, "pgid", json_object_new_int64(pgid));
+    json_object_object_add(m, "on", json_object_new_boolean(on));
+    ctx_send(ctx, m);
+}
+
 /* Non-zero once the child has exited (its status in *status), or was reaped by someone else. */
 static int reap(pid_t pid, int *status)
 {
@@ -596,8 +612,10 @@ int mlstage_proc_run(struct mlstage_ctx *ctx, const struct mlstage_proc_opts *op
         exec_failure_text(&note, opts, exec_err);
         stream_note(&st, MLSTAGE_LOG_ERROR, note.data, 1);
     } else {
+        announce_group(ctx, pid, 1);
         supervise(&st, pid, out[0], res);
         out[0] = -1; /* supervise closed it */
+        announce_group(ctx, pid, 0);
     }
     res->wall_s = now_mono() - start;
     res->tail = stream_tail(&st);
