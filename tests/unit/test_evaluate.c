@@ -420,6 +420,73 @@ static void test_backend_azureml_is_a_clear_input_error(void)
     free(m);
 }
 
+/* Runs the project's own manifest with --output json from the workspace; returns its outputs. */
+static json_object *run_task(const char *task, const char *const *more, int *exit_code)
+{
+    char *path = tu_fmt("%s/tasks/%s.yml", ws, task);
+    json_object *doc = evaluate(path, more, exit_code);
+    free(path);
+    return doc;
+}
+
+static void test_the_project_manifests_train_and_evaluate_the_example(void)
+{
+    setup();
+    struct tu_cmd res;
+    tu_sh("/usr/bin/python3 -c 'import sklearn'", NULL, NULL, &res);
+    int have = res.exit_code == 0;
+    tu_cmd_free(&res);
+    if (!have) {
+        fprintf(stderr, "\nskipped: /usr/bin/python3 cannot import sklearn\n");
+        CU_PASS("skipped: /usr/bin/python3 cannot import sklearn");
+        return;
+    }
+    char *copy =
+        tu_fmt("mkdir -p tasks && cp -r '%s/examples' . && "
+               "cp '%s/tasks/train.yml' '%s/tasks/evaluate.yml' tasks/ && git init -q . && "
+               "git add . && git -c user.name=t -c user.email=t@example.com commit -qm x",
+               MLSTAGE_SOURCE_DIR, MLSTAGE_SOURCE_DIR, MLSTAGE_SOURCE_DIR);
+    tu_sh(copy, NULL, ws, &res);
+    TU_ASSERT_EXIT(&res, 0);
+    tu_cmd_free(&res);
+    free(copy);
+
+    int code;
+    json_object *train = run_task("train", NULL, &code);
+    CU_ASSERT_EQUAL_FATAL(code, 0);
+    const char *metrics_file = jget(outputs_of(train), "metrics_file");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(metrics_file);
+    char *set = tu_fmt("metrics=%s", metrics_file);
+    json_object *first = run_task("evaluate", (const char *[]){"--set", set, NULL}, &code);
+    CU_ASSERT_EQUAL(code, 0);
+    CU_ASSERT_STRING_EQUAL(jget(outputs_of(first), "promote"), "true");
+    CU_ASSERT_STRING_EQUAL(jget(outputs_of(first), "champion_version"), "none");
+    /* it becomes the champion, as register and deploy would make it */
+    char *metrics_text = tu_read(metrics_file, NULL);
+    register_version("diabetes", metrics_text, "production");
+    free(metrics_text);
+
+    /* README: alpha 100 is a worse candidate, which evaluate rejects (and still exits 0) */
+    json_object *worse = run_task("train", (const char *[]){"--set", "alpha=100", NULL}, &code);
+    CU_ASSERT_EQUAL_FATAL(code, 0);
+    char *set2 = tu_fmt("metrics=%s", jget(outputs_of(worse), "metrics_file"));
+    json_object *second = run_task("evaluate", (const char *[]){"--set", set2, NULL}, &code);
+    CU_ASSERT_EQUAL(code, 0);
+    CU_ASSERT_STRING_EQUAL(jget(outputs_of(second), "promote"), "false");
+    CU_ASSERT_STRING_EQUAL(jget(outputs_of(second), "champion_version"), "1");
+    TU_ASSERT_CONTAINS(jget(outputs_of(second), "reason"), "Keep version 1");
+    json_object *strict = run_task(
+        "evaluate", (const char *[]){"--set", set2, "--set", "fail_on_reject=true", NULL}, &code);
+    CU_ASSERT_EQUAL(code, 1);
+    json_object_put(strict);
+    json_object_put(second);
+    json_object_put(worse);
+    json_object_put(first);
+    json_object_put(train);
+    free(set2);
+    free(set);
+}
+
 static void cleanup(void)
 {
     tu_rm_rf(ws);
@@ -447,6 +514,8 @@ int main(int argc, char **argv)
         {"dry run plans when the metrics are not there yet",
          test_dry_run_plans_when_the_metrics_are_not_there_yet},
         {"backend azureml is a clear input error", test_backend_azureml_is_a_clear_input_error},
+        {"the project's manifests train and evaluate the example",
+         test_the_project_manifests_train_and_evaluate_the_example},
         {NULL, NULL},
     };
     int rc = tu_main(argc, argv, "evaluate", tests);
