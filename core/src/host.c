@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -330,6 +331,9 @@ static void channel_flush(struct channel *ch, void (*line_fn)(void *, char *, si
     }
 }
 
+/* Process groups of commands the plugin runs (mlstage_proc_run) that have not ended yet. */
+#define HOST_MAX_GROUPS 64
+
 struct parent_state {
     struct mlstage_ctx *ctx; /* may be NULL when probing */
     struct host_result *res;
@@ -337,7 +341,55 @@ struct parent_state {
     int done;
     json_object *(*git)(void *ud); /* sent to the child after the fork, or NULL */
     void *git_ud;
+    pid_t groups[HOST_MAX_GROUPS];
+    size_t n_groups;
 };
+
+static void groups_update(struct parent_state *st, pid_t pgid, int on)
+{
+    for (size_t i = 0; i < st->n_groups; i++) {
+        if (st->groups[i] == pgid) {
+            if (!on)
+                st->groups[i] = st->groups[--st->n_groups];
+            return;
+        }
+    }
+    if (on && pgid > 1 && st->n_groups < HOST_MAX_GROUPS)
+        st->groups[st->n_groups++] = pgid;
+}
+
+/* Sends `sig` to the plugin's group and to every command group it still has running. */
+static void signal_all(const struct parent_state *st, pid_t plugin, int sig)
+{
+    kill(-plugin, sig);
+    for (size_t i = 0; i < st->n_groups; i++)
+        kill(-st->groups[i], sig);
+}
+
+/*
+ * Commands the plugin left running when it ended without waiting for them
+ * (it was stopped or crashed): SIGTERM, then SIGKILL once the grace that
+ * started at `term_at` (or now) has passed.
+ */
+static void stop_groups(const struct parent_state *st, double term_at, double grace_s)
+{
+    if (!st->n_groups)
+        return;
+    if (!term_at)
+        term_at = now_mono();
+    for (size_t i = 0; i < st->n_groups; i++)
+        kill(-st->groups[i], SIGTERM);
+    for (;;) {
+        size_t alive = 0;
+        for (size_t i = 0; i < st->n_groups; i++)
+            alive += kill(-st->groups[i], 0) == 0;
+        if (!alive || now_mono() >= term_at + grace_s)
+            break;
+        sleep_s(0.02);
+    }
+    for (size_t i = 0; i < st->n_groups; i++)
+        kill(-st->groups[i], SIGKILL);
+}
 
 static void on_output_line(void *ud, char *line, size_t len)
 {
@@ -392,6 +444,10 @@ static void on_message(void *ud, char *line, size_t len)
     } else if (strcmp(t, "artifact") == 0 && ctx) {
         json_object_object_del(m, "t");
         json_object_array_add(ctx->artifacts, json_object_get(m));
+    } else if (strcmp(t, "pgroup") == 0 && json_object_object_get_ex(m, "pgid", &v)) {
+        json_object *on = NULL;
+        json_object_object_get_ex(m, "on", &on);
+        groups_update(st, (pid_t)json_object_get_int64(v), json_object_get_boolean(on));
     } else if (strcmp(t, "secret") == 0) {
         mask_add(mstr(m, "v"));
     } else if (strcmp(t, "hello") == 0) {
@@ -437,6 +493,7 @@ static int supervise(void (*child_fn)(int fd, const void *arg), const void *arg,
     }
     fflush(NULL);
     child_git_fd = git_pipe[0];
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         res->code = MLSTAGE_EINTERNAL;
@@ -448,6 +505,14 @@ static int supervise(void (*child_fn)(int fd, const void *arg), const void *arg,
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
         signal(SIGPIPE, SIG_DFL);
+        /*
+         * In its own process group the plugin would outlive an agent that is
+         * killed outright (SIGKILL, OOM): have the kernel stop it then, the
+         * same way a timeout does.
+         */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+            _exit(70);
         int devnull = open("/dev/null", O_RDONLY);
         if (devnull >= 0) {
             dup2(devnull, 0);
@@ -497,7 +562,7 @@ static int supervise(void (*child_fn)(int fd, const void *arg), const void *arg,
     buf_init(&out.pending);
     buf_init(&ctl.pending);
     double start = now_mono(), term_at = 0, exited_at = 0;
-    int status = 0, reaped = 0;
+    int status = 0, reaped = 0, killed = 0;
     while (out.fd >= 0 || ctl.fd >= 0) {
         if (git_fd >= 0) {
             ssize_t n = write(git_fd, git_out.data + git_off, git_out.len - git_off);
@@ -512,18 +577,18 @@ static int supervise(void (*child_fn)(int fd, const void *arg), const void *arg,
         if (!term_at && timeout_s > 0 && now - start >= timeout_s) {
             res->timed_out = 1;
             log_msg(MLSTAGE_LOG_ERROR, "timeout of %.0f s reached: stopping the plugin", timeout_s);
-            kill(-pid, SIGTERM);
+            signal_all(st, pid, SIGTERM);
             term_at = now;
         }
         if (!term_at && stop_signal) {
             res->interrupted = 1;
             log_msg(MLSTAGE_LOG_WARN, "%s received: stopping the plugin", signal_name(stop_signal));
-            kill(-pid, SIGTERM);
+            signal_all(st, pid, SIGTERM);
             term_at = now;
         }
-        if (term_at && now - term_at >= grace_s) {
-            kill(-pid, SIGKILL);
-            term_at = now + 1e9; /* once */
+        if (term_at && !killed && now - term_at >= grace_s) {
+            signal_all(st, pid, SIGKILL);
+            killed = 1;
         }
         if (!reaped && waitpid(pid, &status, WNOHANG) == pid) {
             reaped = 1;
@@ -577,18 +642,19 @@ static int supervise(void (*child_fn)(int fd, const void *arg), const void *arg,
             if (!term_at && ((timeout_s > 0 && now - start >= timeout_s) || stop_signal)) {
                 res->timed_out = !stop_signal;
                 res->interrupted = stop_signal != 0;
-                kill(-pid, SIGTERM);
+                signal_all(st, pid, SIGTERM);
                 term_at = now;
             }
-            if (term_at && now - term_at >= grace_s) {
-                kill(-pid, SIGKILL);
-                term_at = now + 1e9;
+            if (term_at && !killed && now - term_at >= grace_s) {
+                signal_all(st, pid, SIGKILL);
+                killed = 1;
             }
             sleep_s(0.01);
         }
     }
-    /* Whatever the plugin left behind in its group goes with it. */
+    /* Whatever the plugin left behind in its group goes with it, and so do its commands. */
     kill(-pid, SIGKILL);
+    stop_groups(st, term_at, grace_s);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
 
