@@ -51,9 +51,12 @@ static int in_list(const char *s, const char *const *list)
 
 void smoke_excerpt(const char *text, size_t len, char *out, size_t cap)
 {
-    size_t n = len < EXCERPT_MAX ? len : EXCERPT_MAX;
-    if (n > cap - 4)
-        n = cap - 4;
+    size_t limit = cap - 4 < EXCERPT_MAX ? cap - 4 : EXCERPT_MAX;
+    size_t n = len < limit ? len : limit;
+    int cut = len > n;
+    /* Not in the middle of a UTF-8 sequence. */
+    while (cut && n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80)
+        n--;
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)text[i];
         out[i] = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
@@ -61,7 +64,7 @@ void smoke_excerpt(const char *text, size_t len, char *out, size_t cap)
     while (n > 0 && out[n - 1] == ' ')
         n--;
     out[n] = '\0';
-    if (len > n && len > EXCERPT_MAX)
+    if (cut)
         strcat(out, "...");
 }
 

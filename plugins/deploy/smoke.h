@@ -45,8 +45,8 @@ int smoke_run(struct mlstage_ctx *ctx, json_object *suite, const char *base_url,
               const char *const *headers, int *failed);
 
 /*
- * How an answer is quoted in messages: at most 300 bytes (and `cap - 4`),
- * control characters flattened to spaces, "..." when cut.
+ * How an answer is quoted in messages: at most 300 bytes (and `cap - 4`;
+ * cap is at least 8), control characters flattened to spaces, "..." when cut.
  */
 void smoke_excerpt(const char *text, size_t len, char *out, size_t cap);
 
