@@ -188,21 +188,25 @@ static double mono(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Non-zero while any process of the group has not been reaped. */
+static int group_exists(pid_t pgid)
+{
+    ex_reap();
+    return kill(-pgid, 0) == 0;
+}
+
 int ex_stop_group(pid_t pgid)
 {
     if (pgid <= 0)
         return 0;
     kill(-pgid, SIGTERM);
     double deadline = mono() + 5;
-    while (ex_alive(pgid) && mono() < deadline) {
-        ex_reap();
+    while (group_exists(pgid) && mono() < deadline)
         usleep(10000);
-    }
     kill(-pgid, SIGKILL);
-    for (int i = 0; i < 200 && ex_alive(pgid); i++)
+    deadline = mono() + 2;
+    while (group_exists(pgid) && mono() < deadline)
         usleep(10000);
-    usleep(20000);
-    ex_reap();
     return ex_alive(pgid) ? -1 : 0;
 }
 
