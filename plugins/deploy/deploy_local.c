@@ -294,6 +294,14 @@ static int resolve_version(struct mlstage_ctx *ctx, const char *model, const cha
     if (rc == 0)
         rc = mlstage_registry_get(reg, model, ref, &doc);
     mlstage_registry_close(reg);
+    if (rc == MLSTAGE_ENOTFOUND && strcmp(ref, "latest") != 0 && strspn(ref, "0123456789") == 0) {
+        char msg[4096];
+        snprintf(msg, sizeof(msg), "%s", mlstage_error_message(ctx));
+        return mlstage_error_set(ctx, rc,
+                                 "%s (register sets an alias with its alias input; or deploy a "
+                                 "version number, or latest)",
+                                 msg);
+    }
     if (rc)
         return rc;
     vi->version = (int)int_of(doc, "version");

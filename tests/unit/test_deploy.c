@@ -582,7 +582,7 @@ static void two_deploys_of_one_endpoint_never_interleave(void)
     finish();
 }
 
-static void bad_backends_and_smoke_files_fail_before_anything_starts(void)
+static void bad_backends_versions_and_smoke_files_fail_before_anything_starts(void)
 {
     if (!setup())
         return;
@@ -591,6 +591,12 @@ static void bad_backends_and_smoke_files_fail_before_anything_starts(void)
     TU_ASSERT_EXIT(&res, 2);
     TU_ASSERT_CONTAINS(res.err, "the deploy plugin has no azureml backend yet; supported "
                                 "backends: local");
+    json_object_put(doc);
+    tu_cmd_free(&res);
+
+    doc = deploy((const char *[]){"--set", "version=staging", NULL}, &res);
+    TU_ASSERT_EXIT(&res, 1);
+    TU_ASSERT_CONTAINS(res.err, "model diabetes has no alias \"staging\" (register sets");
     json_object_put(doc);
     tu_cmd_free(&res);
 
@@ -768,8 +774,8 @@ int main(int argc, char **argv)
          without_keep_running_nothing_is_left_running},
         {"two deploys of one endpoint never interleave",
          two_deploys_of_one_endpoint_never_interleave},
-        {"bad backends and smoke files fail before anything starts",
-         bad_backends_and_smoke_files_fail_before_anything_starts},
+        {"bad backends, versions and smoke files fail before anything starts",
+         bad_backends_versions_and_smoke_files_fail_before_anything_starts},
         {"every failed expectation is reported", every_failed_expectation_is_reported},
         {"a stage stopped by its timeout takes its server down",
          a_stage_stopped_by_its_timeout_takes_its_server_down},
