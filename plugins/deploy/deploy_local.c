@@ -629,6 +629,7 @@ static json_object *new_record(const char *name, const char *model)
     json_object_object_add(rec, "name", json_object_new_string(name));
     json_object_object_add(rec, "backend", json_object_new_string("local"));
     json_object_object_add(rec, "model", json_object_new_string(model));
+    json_object_object_add(rec, "created", json_object_new_string(ts));
     json_object_object_add(rec, "url", NULL);
     json_object_object_add(rec, "active_slot", NULL);
     json_object_object_add(traffic, "blue", json_object_new_int(0));
@@ -638,7 +639,6 @@ static json_object *new_record(const char *name, const char *model)
     json_object_object_add(slots, "green", NULL);
     json_object_object_add(rec, "slots", slots);
     json_object_object_add(rec, "history", json_object_new_array());
-    json_object_object_add(rec, "created", json_object_new_string(ts));
     return rec;
 }
 
