@@ -838,7 +838,16 @@ static int run_pipeline(const struct cli_opts *o, struct pipeline *p, struct cli
                 status = json_object_get_string(v);
             if (json_object_object_get_ex(e, "reason", &v))
                 reason = json_object_get_string(v);
-            log_msg(MLSTAGE_LOG_INFO, "  %-12s %-10s %s", name, status, reason ? reason : "");
+            char secs_s[32] = "";
+            if (json_object_object_get_ex(e, "duration_s", &v))
+                snprintf(secs_s, sizeof(secs_s), "%.2f s", json_object_get_double(v));
+            const char *run_id = NULL;
+            if (json_object_object_get_ex(e, "run_id", &v))
+                run_id = json_object_get_string(v);
+            log_msg(MLSTAGE_LOG_INFO, "  %-16s %-10s %8s  %s", name, status, secs_s,
+                    reason   ? reason
+                    : run_id ? run_id
+                             : "");
         }
     }
     json_object_put(tbl);

@@ -870,7 +870,19 @@ static int local_deploy(struct mlstage_ctx *ctx, const struct deploy_request *re
     memset(&vi, 0, sizeof(vi));
     if ((rc = endpoint_open(ctx, req->endpoint, &ep)) != 0)
         goto done;
-    if ((rc = resolve_version(ctx, req->model, req->version, &vi)) != 0)
+    rc = resolve_version(ctx, req->model, req->version, &vi);
+    if (rc == MLSTAGE_ENOTFOUND && mlstage_dry_run(ctx)) {
+        /* In a pipeline's dry run an earlier stage would register it; nothing more to know. */
+        mlstage_plan(ctx,
+                     "deploy model %s version %s to endpoint %s (not in the registry yet: an "
+                     "earlier stage registers it), smoke-test it, then set alias %s",
+                     req->model, req->version, req->endpoint,
+                     req->set_alias ? req->set_alias : "(none)");
+        res->smoke = "skipped";
+        rc = 0;
+        goto done;
+    }
+    if (rc)
         goto done;
     const char *active = slot_static(str_of(ep.record, "active_slot"));
     json_object *active_rec = active ? obj_of(obj_of(ep.record, "slots"), active) : NULL;

@@ -168,6 +168,37 @@ static int output_number(struct mlstage_ctx *ctx, const char *prefix, const char
     return mlstage_output_set(ctx, key, has ? num : "none");
 }
 
+/*
+ * metrics_table: every metric as {"candidate", "champion", "delta"} (null
+ * where there is no champion value), with "direction" on the deciding one —
+ * the shape a notify-teams card takes as its metrics input.
+ */
+static int publish_table(struct mlstage_ctx *ctx, const struct evaluate_rules *rules,
+                         const struct evaluate_result *res)
+{
+    json_object *table = json_object_new_object();
+    for (size_t i = 0; i < res->n_rows; i++) {
+        const struct evaluate_row *r = &res->rows[i];
+        json_object *row = json_object_new_object();
+        json_object_object_add(row, "candidate", json_object_new_double(r->candidate));
+        json_object_object_add(row, "champion",
+                               r->has_champion ? json_object_new_double(r->champion) : NULL);
+        json_object_object_add(row, "delta",
+                               r->has_champion ? json_object_new_double(r->delta) : NULL);
+        if (strcmp(r->name, rules->metric) == 0)
+            json_object_object_add(
+                row, "direction",
+                json_object_new_string(rules->maximize ? "maximize" : "minimize"));
+        json_object_object_add(table, r->name, row);
+    }
+    int rc =
+        mlstage_output_set(ctx, "metrics_table",
+                           json_object_to_json_string_ext(
+                               table, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(table);
+    return rc;
+}
+
 static int publish(struct mlstage_ctx *ctx, const struct evaluate_rules *rules,
                    const struct evaluate_result *res, const char *svg_path)
 {
@@ -194,6 +225,7 @@ static int publish(struct mlstage_ctx *ctx, const struct evaluate_rules *rules,
         rc |= output_number(ctx, "delta_", r->name, r->has_champion, r->delta, 1);
         rc |= output_number(ctx, "delta_relative_", r->name, r->has_relative, r->relative, 1);
     }
+    rc |= publish_table(ctx, rules, res);
     return rc ? MLSTAGE_EINTERNAL : 0;
 }
 

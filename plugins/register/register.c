@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "register.h"
 
@@ -233,6 +234,16 @@ static int register_run(struct mlstage_ctx *ctx)
         return mlstage_error_set(ctx, MLSTAGE_EINPUT,
                                  "inputs.alias: \"latest\" always means the newest version and "
                                  "cannot be set");
+    struct stat st;
+    if (mlstage_dry_run(ctx) && req.model_dir && stat(req.model_dir, &st) != 0) {
+        /* In a pipeline's dry run the model is made by a stage that has not run. */
+        mlstage_plan(ctx,
+                     "register %s as a new version of model %s (its files do not exist yet: an "
+                     "earlier stage makes them)%s%s",
+                     req.model_dir, req.model, req.alias ? ", then point alias " : "",
+                     req.alias ? req.alias : "");
+        goto done;
+    }
     if ((rc = object_input(ctx, "metrics", &metrics)) != 0 ||
         (rc = object_input(ctx, "params", &params)) != 0)
         goto done;
