@@ -566,6 +566,18 @@ static void test_a_block_answered_500_once_is_retried_and_the_list_is_in_order(v
     CU_ASSERT_STRING_EQUAL(hex, want);
     CU_ASSERT_EQUAL(count_requests(h, "blockid=YmxrLTAwMDAwMDAx"), 2);
     CU_ASSERT_EQUAL(count_requests(h, "comp=block&"), 6);
+    /* Each block carries its MD5, so the service refuses a block damaged on the way. */
+    for (size_t i = 0; i < httpd_request_count(h); i++) {
+        const struct httpd_request *r = httpd_request(h, i);
+        if (!strstr(r->query, "comp=block&"))
+            continue;
+        unsigned char md[16];
+        EVP_Digest(r->body, r->body_len, md, NULL, EVP_md5(), NULL);
+        char *want_md5 = b64(md, 16);
+        const char *got_md5 = httpd_request_header(r, "Content-MD5");
+        CU_ASSERT_STRING_EQUAL(got_md5 ? got_md5 : "(none)", want_md5);
+        free(want_md5);
+    }
     CU_ASSERT_EQUAL_FATAL(count_requests(h, "comp=blocklist"), 1);
     const struct httpd_request *list = httpd_request(h, httpd_request_count(h) - 1);
     CU_ASSERT_STRING_EQUAL(list->query, "comp=blocklist");
@@ -606,6 +618,8 @@ static void test_blocks_are_sent_concurrently(void)
     /* Eight blocks of 0.2 s each: about 0.4 s four at a time, 1.6 s one by one. */
     CU_ASSERT_EQUAL(s.max_in_flight, 4);
     CU_ASSERT_TRUE(took < 1.2);
+    /* Each thread keeps its connection: four for the blocks, at most one more for the list. */
+    CU_ASSERT_TRUE(httpd_connection_count(h) <= 5);
     httpd_stop(h);
     free(endpoint);
     free(path);
