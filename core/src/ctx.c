@@ -49,6 +49,7 @@ void ctx_free(struct mlstage_ctx *ctx)
     json_object_put(ctx->outputs);
     json_object_put(ctx->artifacts);
     json_object_put(ctx->plan);
+    azure_state_free(ctx->azure);
     pthread_mutex_destroy(&ctx->lock);
     free(ctx);
 }
