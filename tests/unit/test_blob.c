@@ -416,7 +416,8 @@ static void test_sas_uploads_blocks_and_its_signature_is_never_written(void)
     CU_ASSERT_STRING_EQUAL(hex, want);
     assert_blob_equals(&fx, "sas", "data.bin", path, want);
     char *log = fx_http_log(&fx);
-    TU_ASSERT_CONTAINS(log, "sig=REDACTED");
+    /* The SAS is a registered secret, masked whole before the query is redacted. */
+    CU_ASSERT_TRUE(tu_contains(log, "sig=REDACTED") || tu_contains(log, "&***"));
     TU_ASSERT_NOT_CONTAINS(log, sig);
     /* Five 2 MiB blocks. */
     TU_ASSERT_CONTAINS(log, "comp=block&blockid=YmxrLTAwMDAwMDA0&");
