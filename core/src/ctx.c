@@ -153,6 +153,13 @@ int mlstage_input_bool(const struct mlstage_ctx *ctx, const char *key, int dflt)
     return v ? json_object_get_boolean(v) : dflt;
 }
 
+int mlstage_input_pending(const struct mlstage_ctx *ctx, const char *key)
+{
+    json_object *v = mlstage_input(ctx, key);
+    return ctx->dry_run && v && json_object_is_type(v, json_type_string) &&
+           strstr(json_object_get_string(v), "<stages.") != NULL;
+}
+
 /* ---- secrets ----------------------------------------------------------- */
 
 const char *mlstage_secret_get(const struct mlstage_ctx *ctx, const char *name)

@@ -50,6 +50,14 @@ MLSTAGE_API double mlstage_input_double(const struct mlstage_ctx *ctx, const cha
                                         double dflt);
 MLSTAGE_API int mlstage_input_bool(const struct mlstage_ctx *ctx, const char *key, int dflt);
 
+/*
+ * Non-zero in a pipeline's dry run when input `key` holds a placeholder for
+ * an earlier stage's output that the dry run did not produce (such as
+ * "<stages.train.outputs.model_dir>"). The core validates such inputs
+ * leniently; a plugin should plan with them rather than parse them.
+ */
+MLSTAGE_API int mlstage_input_pending(const struct mlstage_ctx *ctx, const char *key);
+
 /* ---- secrets ----------------------------------------------------------- */
 
 /*
