@@ -156,8 +156,10 @@ int mlstage_input_bool(const struct mlstage_ctx *ctx, const char *key, int dflt)
 int mlstage_input_pending(const struct mlstage_ctx *ctx, const char *key)
 {
     json_object *v = mlstage_input(ctx, key);
-    return ctx->dry_run && v && json_object_is_type(v, json_type_string) &&
-           strstr(json_object_get_string(v), "<stages.") != NULL;
+    if (!ctx->dry_run || !v || !json_object_is_type(v, json_type_string))
+        return 0;
+    const char *s = json_object_get_string(v);
+    return strstr(s, "<stages.") != NULL || strncmp(s, "<secret ", 8) == 0;
 }
 
 /* ---- secrets ----------------------------------------------------------- */

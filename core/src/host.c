@@ -222,7 +222,8 @@ static json_object *hold_placeholders(json_object *given, json_object *schema)
     json_object_object_foreach(given, key, val)
     {
         if (!json_object_is_type(val, json_type_string) ||
-            !strstr(json_object_get_string(val), "<stages."))
+            (!strstr(json_object_get_string(val), "<stages.") &&
+             strncmp(json_object_get_string(val), "<secret ", 8) != 0))
             continue;
         if (!held)
             held = json_object_new_object();
