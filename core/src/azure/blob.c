@@ -565,33 +565,6 @@ static void *worker(void *arg)
     }
 }
 
-static ssize_t read_full(int fd, unsigned char *buf, size_t len)
-{
-    size_t got = 0;
-    while (got < len) {
-        ssize_t n = read(fd, buf + got, len - got);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
-    return (ssize_t)got;
-}
-
-static void to_hex(const unsigned char *md, char hex[MLSTAGE_SHA256_HEX_LEN + 1])
-{
-    static const char digits[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
-        hex[2 * i] = digits[md[i] >> 4];
-        hex[2 * i + 1] = digits[md[i] & 15];
-    }
-    hex[MLSTAGE_SHA256_HEX_LEN] = '\0';
-}
-
 /* The metadata and type headers both the single Put Blob and Put Block List carry. */
 static void commit_headers(struct buf *meta, struct buf *type, const char *hex,
                            const char *content_type)
@@ -830,7 +803,7 @@ int mlstage_blob_upload_file(struct mlstage_ctx *ctx, const struct mlstage_blob_
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int dlen = 0;
     EVP_DigestFinal_ex(md, digest, &dlen);
-    to_hex(digest, hex);
+    hex_encode(digest, 32, hex);
     if ((rc = commit_block_list(&conn, nblocks, hex, content_type, &why)) != 0) {
         rc = mlstage_error_set(ctx, rc, "upload of %s to %s failed at Put Block List: %s",
                                local_path, conn.safe_url, why.data ? why.data : "");
