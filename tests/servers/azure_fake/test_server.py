@@ -712,6 +712,18 @@ class TestMachineLearning(Base):
         self.assertTrue(r.json["key"].startswith("Eby8vdM02x"))
         self.assertEqual(self.arm("GET", WS + "/datastores/other", api=ML_API).status, 404)
 
+    def test_a_sas_datastore_lists_a_sas_token(self):
+        self.control("POST", "/_fake/config", {"datastore_credentials": "Sas"})
+        r = self.arm("GET", WS + "/datastores/workspaceblobstore", api=ML_API)
+        self.assertEqual(r.json["properties"]["credentials"],
+                         {"credentialsType": "Sas", "secrets": {"secretsType": "Sas"}})
+        r = self.arm("POST", WS + "/datastores/workspaceblobstore/listSecrets", api=ML_API,
+                     raw_body=b"")
+        self.assertEqual(r.json["secretsType"], "Sas")
+        self.assertNotIn("key", r.json)
+        self.assertIn("sv=2019-12-12", r.json["sasToken"])
+        self.assertIn("&sig=", r.json["sasToken"])
+
     def test_model_versions_are_immutable_and_validated(self):
         path = WS + "/models/diabetes/versions/1"
         body = {"properties": {"modelUri": "azureml://datastores/workspaceblobstore/paths/a/",
