@@ -173,6 +173,16 @@ MLSTAGE_API int mlstage_aml_workspace_path(struct mlstage_ctx *ctx, const char *
 #define MLSTAGE_AML_ALIAS_TAG_PREFIX "mlstage.alias."
 
 /*
+ * A workspace model version's metrics, where register writes them and
+ * evaluate reads the champion's: one entry of the version's properties
+ * per metric, MLSTAGE_AML_METRIC_PREFIX + name = the number as text (the
+ * shortest text that reads back as the same double), e.g.
+ * "mlstage.metric.rmse": "54.01". Properties, not tags: they are written
+ * once with the version and cannot be altered afterwards.
+ */
+#define MLSTAGE_AML_METRIC_PREFIX "mlstage.metric."
+
+/*
  * The version of workspace model `model` that `alias` points at, by the
  * convention above: the ModelVersionResource of the highest-numbered
  * version carrying the tag (a new reference the caller puts), or *version

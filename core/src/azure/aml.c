@@ -60,15 +60,15 @@ int mlstage_aml_workspace_path(struct mlstage_ctx *ctx, const char *subscription
     *path = NULL;
     const char *names[] = {"subscription_id", "resource_group", "workspace"};
     const char *values[] = {subscription_id, resource_group, workspace};
+    const char *absent[3];
+    int n = 0;
+    for (size_t i = 0; i < 3; i++)
+        if (!values[i] || !*values[i])
+            absent[n++] = names[i];
     struct buf missing;
     buf_init(&missing);
-    int n = 0;
-    for (size_t i = 0; i < 3; i++) {
-        if (values[i] && *values[i])
-            continue;
-        buf_printf(&missing, "%s%s", n ? (i == 2 ? " and " : ", ") : "", names[i]);
-        n++;
-    }
+    for (int i = 0; i < n; i++)
+        buf_printf(&missing, "%s%s", i == 0 ? "" : i == n - 1 ? " and " : ", ", absent[i]);
     if (n) {
         int rc = mlstage_error_set(
             ctx, MLSTAGE_EINPUT,
