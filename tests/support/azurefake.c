@@ -301,6 +301,27 @@ json_object *azf_requests(const struct azf *f)
     return list ? list : json_object_new_array();
 }
 
+json_object *azf_model_versions(const struct azf *f, const char *model)
+{
+    json_object *answer = NULL, *state = NULL, *ml = NULL, *out = NULL;
+    azf_call(f, "GET", "/_fake/state", NULL, &answer);
+    if (json_object_object_get_ex(answer, "state", &state) &&
+        json_object_object_get_ex(state, "ml", &ml)) {
+        json_object_object_foreach(ml, key, w)
+        {
+            (void)key;
+            json_object *assets = NULL, *models = NULL, *m = NULL, *versions = NULL;
+            if (json_object_object_get_ex(w, "assets", &assets) &&
+                json_object_object_get_ex(assets, "models", &models) &&
+                json_object_object_get_ex(models, model, &m) &&
+                json_object_object_get_ex(m, "versions", &versions))
+                out = json_object_get(versions);
+        }
+    }
+    json_object_put(answer);
+    return out ? out : json_object_new_object();
+}
+
 size_t azf_count(json_object *requests, const char *method, const char *path_substring)
 {
     size_t n = 0;

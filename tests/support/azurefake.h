@@ -81,6 +81,11 @@ void azf_reset(const struct azf *f);
 void azf_fault(const struct azf *f, const char *rules);
 /* The requests the fake received (GET /_fake/requests), a new array. */
 json_object *azf_requests(const struct azf *f);
+/*
+ * The fake's own record of workspace model `model`: its versions by name,
+ * {"1": {"properties": {...}}, ...} (an empty object when it has none). A new reference.
+ */
+json_object *azf_model_versions(const struct azf *f, const char *model);
 /* How many logged requests have this method and a path matching `path_substring`. */
 size_t azf_count(json_object *requests, const char *method, const char *path_substring);
 
