@@ -766,6 +766,12 @@ static int azureml_set_alias(struct mlstage_ctx *ctx, const struct register_requ
         goto done;
     /* A version this run created (or plans) got the tag in its own PUT. */
     int fresh = !res->existed, held = fresh;
+    for (size_t i = json_object_array_length(holders); i-- > 0;) {
+        /* The filter is the service's; that a version carries the tag is checked here. */
+        json_object *v = json_object_array_get_idx(holders, i);
+        if (strcmp(str_of(obj_of(obj_of(v, "properties"), "tags"), tag) ?: "", "true") != 0)
+            json_object_array_del_idx(holders, i, 1);
+    }
     for (size_t i = 0; i < json_object_array_length(holders); i++) {
         int n = version_number(str_of(json_object_array_get_idx(holders, i), "name"));
         if (n == res->version)

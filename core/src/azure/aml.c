@@ -133,9 +133,16 @@ int mlstage_aml_model_alias_get(struct mlstage_ctx *ctx, const char *workspace_p
         goto done;
     json_object *best = NULL;
     long best_n = -1;
-    size_t holders = json_object_array_length(items);
-    for (size_t i = 0; i < holders; i++) {
-        json_object *v = json_object_array_get_idx(items, i);
+    size_t holders = 0, name_len = strlen(tag.data) - strlen("=true");
+    char *name = strndup(tag.data, name_len);
+    for (size_t i = 0; i < json_object_array_length(items); i++) {
+        json_object *v = json_object_array_get_idx(items, i), *props = NULL, *tags = NULL;
+        /* The filter is the service's; that the version carries the tag is checked here. */
+        if (!json_object_object_get_ex(v, "properties", &props) ||
+            !json_object_object_get_ex(props, "tags", &tags) ||
+            strcmp(azure_json_str(tags, name) ?: "", "true") != 0)
+            continue;
+        holders++;
         long n = version_number(azure_json_str(v, "name"));
         /* The list is newest first: among names that are not numbers, the first one wins. */
         if (n > best_n) {
@@ -150,6 +157,7 @@ int mlstage_aml_model_alias_get(struct mlstage_ctx *ctx, const char *workspace_p
                     holders, model, tag.data, azure_json_str(best, "name"));
     if (best)
         *version = json_object_get(best);
+    free(name);
 done:
     json_object_put(items);
     buf_free(&tag);
