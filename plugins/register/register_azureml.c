@@ -631,10 +631,16 @@ static int locate(struct mlstage_ctx *ctx, struct aml_run *r, const char *uri,
         r->datastore = r->account = r->container = r->endpoint = r->credentials_type = NULL;
         rc = named_datastore(ctx, r, name);
     }
-    if (rc == 0)
+    if (rc == 0) {
         res->path = mlstage_blob_url(r->endpoint, r->container, paths + strlen("/paths/"));
+    } else {
+        /* The version is there either way; only the blob URL of its files is not known. */
+        mlstage_warn(ctx, "datastore %s of %s: %s", name, uri, mlstage_error_message(ctx));
+        res->path = strdup(uri);
+        rc = 0;
+    }
     free(name);
-    return rc;
+    return res->uri && res->path ? rc : MLSTAGE_ENOMEM;
 }
 
 static int azureml_create_version(struct mlstage_ctx *ctx, const struct register_request *req,
@@ -664,7 +670,8 @@ static int azureml_create_version(struct mlstage_ctx *ctx, const struct register
         goto record;
     }
 
-    if ((rc = default_datastore(ctx, &r)) != 0 || (rc = upload_target(ctx, &r, &target, &secret)))
+    if ((rc = default_datastore(ctx, &r)) != 0 ||
+        (rc = upload_target(ctx, &r, &target, &secret)) != 0)
         goto done;
     /* Every file is in storage before the version that points at them exists. */
     if ((rc = upload_files(ctx, &r, &target)) != 0)
