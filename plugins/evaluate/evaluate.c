@@ -44,12 +44,20 @@ static const char evaluate_schema[] =
     "    \"description\": \"the registry alias that marks the champion\"},"
     "  \"fail_on_reject\": {\"type\": \"boolean\", \"default\": false,"
     "    \"description\": \"exit 1 when the candidate is not promoted (default: exit 0 with "
-    "promote=false)\"}"
+    "promote=false)\"},"
+    "  \"subscription_id\": {\"type\": [\"string\", \"null\"],"
+    "    \"description\": \"azureml: the Azure subscription of the workspace\"},"
+    "  \"resource_group\": {\"type\": [\"string\", \"null\"],"
+    "    \"description\": \"azureml: the workspace's resource group\"},"
+    "  \"workspace\": {\"type\": [\"string\", \"null\"],"
+    "    \"description\": \"azureml: the Azure Machine Learning workspace whose registry holds "
+    "the champion\"}"
     "}}";
 
 /* Every backend this build has; the manifest's backend picks one. */
 static const struct evaluate_backend *const evaluate_backends[] = {
     &evaluate_local_backend,
+    &evaluate_azureml_backend,
 };
 
 #define N_BACKENDS (sizeof(evaluate_backends) / sizeof(evaluate_backends[0]))
@@ -65,10 +73,8 @@ static const struct evaluate_backend *backend_for(struct mlstage_ctx *ctx)
         snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s", i ? ", " : "",
                  evaluate_backends[i]->name);
     mlstage_error_set(ctx, MLSTAGE_EINPUT,
-                      "backend \"%s\" is not supported: this build of the evaluate plugin has the "
-                      "%s backend only (supported: %s); run with --backend local or set "
-                      "backend: local in the manifest",
-                      name, evaluate_backends[0]->name, names);
+                      "backend \"%s\" is not supported by the evaluate plugin (supported: %s)",
+                      name, names);
     return NULL;
 }
 

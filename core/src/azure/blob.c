@@ -311,18 +311,31 @@ static int conn_open(struct mlstage_ctx *ctx, const struct mlstage_blob_target *
         return mlstage_error_set(ctx, MLSTAGE_EINPUT, "blob upload: unknown auth kind %d",
                                  (int)t->auth);
     }
+    c->blob_url = mlstage_blob_url(endpoint, t->container, blob_name);
+    c->safe_url = http_redact_url(c->blob_url);
+    return 0;
+}
+
+char *mlstage_blob_url(const char *endpoint, const char *container, const char *blob_name)
+{
+    const char *override = azure_env("MLSTAGE_BLOB_ENDPOINT");
+    if (override)
+        endpoint = override;
+    if (!endpoint || !*endpoint || !container || !*container)
+        return NULL;
     struct buf u;
     buf_init(&u);
     size_t el = strlen(endpoint);
     while (el > 0 && endpoint[el - 1] == '/')
         el--;
-    char *cont = mlstage_url_encode(t->container);
-    buf_printf(&u, "%.*s/%s/", (int)el, endpoint, cont);
+    char *cont = mlstage_url_encode(container);
+    buf_printf(&u, "%.*s/%s", (int)el, endpoint, cont);
     free(cont);
-    append_blob_path(&u, blob_name);
-    c->blob_url = buf_steal(&u);
-    c->safe_url = http_redact_url(c->blob_url);
-    return 0;
+    if (blob_name && *blob_name) {
+        buf_putc(&u, '/');
+        append_blob_path(&u, blob_name);
+    }
+    return buf_steal(&u);
 }
 
 /* RFC 1123 date for x-ms-date. */
