@@ -179,6 +179,14 @@ static int output_number(struct mlstage_ctx *ctx, const char *prefix, const char
  * where there is no champion value), with "direction" on the deciding one —
  * the shape a notify-teams card takes as its metrics input.
  */
+/* A number that serialises the way people wrote it: 54.01, not 54.009999999999998. */
+static json_object *short_double(double v)
+{
+    char text[32];
+    snprintf(text, sizeof(text), "%.15g", v);
+    return json_object_new_double_s(v, text);
+}
+
 static int publish_table(struct mlstage_ctx *ctx, const struct evaluate_rules *rules,
                          const struct evaluate_result *res)
 {
@@ -186,11 +194,9 @@ static int publish_table(struct mlstage_ctx *ctx, const struct evaluate_rules *r
     for (size_t i = 0; i < res->n_rows; i++) {
         const struct evaluate_row *r = &res->rows[i];
         json_object *row = json_object_new_object();
-        json_object_object_add(row, "candidate", json_object_new_double(r->candidate));
-        json_object_object_add(row, "champion",
-                               r->has_champion ? json_object_new_double(r->champion) : NULL);
-        json_object_object_add(row, "delta",
-                               r->has_champion ? json_object_new_double(r->delta) : NULL);
+        json_object_object_add(row, "candidate", short_double(r->candidate));
+        json_object_object_add(row, "champion", r->has_champion ? short_double(r->champion) : NULL);
+        json_object_object_add(row, "delta", r->has_champion ? short_double(r->delta) : NULL);
         if (strcmp(r->name, rules->metric) == 0)
             json_object_object_add(
                 row, "direction",
