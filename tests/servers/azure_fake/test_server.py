@@ -165,6 +165,21 @@ class TestIdentity(Base):
                                   "Authorization": "Basic " + cred.decode()})
         self.assertEqual(r.status, 200, r)
 
+    def test_a_token_for_this_servers_own_url_is_an_arm_token(self):
+        # MLSTAGE_ARM_ENDPOINT=http://127.0.0.1:PORT makes a client ask for "<endpoint>/.default",
+        # as a sovereign cloud's Resource Manager wants: here that resource is the fake's ARM.
+        own = "http://127.0.0.1:%d/.default" % self.server.port
+        r = self.token(scope=own)
+        self.assertEqual(r.status, 200, r)
+        token = r.json["access_token"]
+        r = self.request("GET", "/subscriptions/%s/resourcegroups/rg-mlstage/providers/"
+                         "Microsoft.Resources/deployments?api-version=2025-04-01" % SUB,
+                         headers={"Authorization": "Bearer " + token})
+        self.assertEqual(r.status, 200, r)
+        # Another loopback port is not this server: still an unknown resource.
+        r = self.token(scope="http://127.0.0.1:%d/.default" % (self.server.port + 1))
+        self.assertEqual((r.status, r.json["error_codes"]), (400, [500011]))
+
     def test_token_endpoint_errors_use_the_aad_shape_and_codes(self):
         cases = [
             (self.token(secret="wrong"), 401, "invalid_client", 7000215),
