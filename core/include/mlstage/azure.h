@@ -1,5 +1,5 @@
 /* azure.h — Azure for plugins: the credential chain, Resource Manager with long-running operations,
- * and block uploads to Blob Storage. */
+ * block uploads to Blob Storage and reading small blobs back. */
 #ifndef MLSTAGE_AZURE_H
 #define MLSTAGE_AZURE_H
 
@@ -258,6 +258,18 @@ MLSTAGE_API int mlstage_blob_upload_file(struct mlstage_ctx *ctx,
                                          const struct mlstage_blob_upload_opts *opts,
                                          char sha256_hex[MLSTAGE_SHA256_HEX_LEN + 1],
                                          uint64_t *size);
+
+/*
+ * Reads the blob `blob_name` of the target's container (Get Blob) into
+ * memory: *data (NUL-terminated; the caller frees it) and *len (may be
+ * NULL). For small files a remote job left behind, such as its metrics:
+ * a blob larger than `max` bytes (0: 16 MiB) is refused with
+ * MLSTAGE_EFAIL. MLSTAGE_ENOTFOUND when the blob or its container does
+ * not exist; otherwise the errors of mlstage_blob_upload_file. A read, so
+ * a dry run sends it too.
+ */
+MLSTAGE_API int mlstage_blob_read(struct mlstage_ctx *ctx, const struct mlstage_blob_target *target,
+                                  const char *blob_name, size_t max, char **data, size_t *len);
 
 #ifdef __cplusplus
 }
