@@ -501,6 +501,8 @@ int cli_validate_task(const struct cli_opts *o, char **dirs, json_object *git,
         goto done;
     json_object *schema = NULL;
     json_object_object_get_ex(info, "inputs", &schema);
+    /* Like a dry run, validation has placeholders where stage outputs and secrets go. */
+    json_object_put(schema_hold_placeholders(inputs, schema));
     rc = schema_validate(schema, inputs, "inputs", &validated, &bad, &err);
     if (rc) {
         char ptr[1200];

@@ -210,41 +210,6 @@ static const struct mlstage_plugin *child_open(int fd, const char *path, const c
     return p;
 }
 
-/*
- * Removes top-level inputs whose value is a string holding a dry-run
- * placeholder of a stage output, and their names from the schema's
- * `required`; returns them (a new object) or NULL when there were none.
- */
-static json_object *hold_placeholders(json_object *given, json_object *schema)
-{
-    json_object *held = NULL, *required = NULL;
-    json_object_object_get_ex(schema, "required", &required);
-    json_object_object_foreach(given, key, val)
-    {
-        if (!json_object_is_type(val, json_type_string) ||
-            (!strstr(json_object_get_string(val), "<stages.") &&
-             strncmp(json_object_get_string(val), "<secret ", 8) != 0))
-            continue;
-        if (!held)
-            held = json_object_new_object();
-        json_object_object_add(held, key, json_object_get(val));
-    }
-    if (!held)
-        return NULL;
-    json_object_object_foreach(held, hkey, hval)
-    {
-        (void)hval;
-        json_object_object_del(given, hkey);
-        for (size_t i = 0; required && i < json_object_array_length(required); i++) {
-            if (strcmp(json_object_get_string(json_object_array_get_idx(required, i)), hkey) == 0) {
-                json_object_array_del_idx(required, i, 1);
-                break;
-            }
-        }
-    }
-    return held;
-}
-
 /* The read end of the pipe the agent sends git metadata through, in the child. */
 static int child_git_fd = -1;
 
@@ -279,7 +244,7 @@ static void child_run(int fd, const struct host_run_spec *spec)
      * checked against an enum or a type. They sit out validation (and out of
      * `required`) and are put back for the plugin to plan with.
      */
-    json_object *held = spec->ctx->dry_run ? hold_placeholders(given, schema) : NULL;
+    json_object *held = spec->ctx->dry_run ? schema_hold_placeholders(given, schema) : NULL;
     json_object *inputs = NULL;
     char *bad = NULL;
     int vrc = schema_validate(schema, given, "inputs", &inputs, &bad, &err);

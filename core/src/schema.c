@@ -1289,3 +1289,39 @@ json_object *schema_coerce(json_object *schema, const char *key, const char *tex
     buf_free(&got);
     return NULL;
 }
+
+/*
+ * Removes top-level inputs whose value is a string holding a dry-run
+ * placeholder (of a stage output, or of a secret that is not set), and
+ * their names from the schema's `required`; returns them (a new object)
+ * or NULL when there were none.
+ */
+json_object *schema_hold_placeholders(json_object *given, json_object *schema)
+{
+    json_object *held = NULL, *required = NULL;
+    json_object_object_get_ex(schema, "required", &required);
+    json_object_object_foreach(given, key, val)
+    {
+        if (!json_object_is_type(val, json_type_string) ||
+            (!strstr(json_object_get_string(val), "<stages.") &&
+             strncmp(json_object_get_string(val), "<secret ", 8) != 0))
+            continue;
+        if (!held)
+            held = json_object_new_object();
+        json_object_object_add(held, key, json_object_get(val));
+    }
+    if (!held)
+        return NULL;
+    json_object_object_foreach(held, hkey, hval)
+    {
+        (void)hval;
+        json_object_object_del(given, hkey);
+        for (size_t i = 0; required && i < json_object_array_length(required); i++) {
+            if (strcmp(json_object_get_string(json_object_array_get_idx(required, i)), hkey) == 0) {
+                json_object_array_del_idx(required, i, 1);
+                break;
+            }
+        }
+    }
+    return held;
+}

@@ -40,4 +40,13 @@ int schema_validate(json_object *schema, json_object *instance, const char *root
 json_object *schema_coerce(json_object *schema, const char *key, const char *text,
                            struct mls_err *err);
 
+/*
+ * Dry runs hand plugins placeholders for values they do not have ("<stages.
+ * train.outputs.model_dir>", "<secret NAME is not set>"), which no enum or
+ * type can accept. This removes such top-level values from `instance` and
+ * their names from `schema`'s required (both are modified: pass copies)
+ * and returns them as a new object to put back after validation, or NULL.
+ */
+json_object *schema_hold_placeholders(json_object *instance, json_object *schema);
+
 #endif

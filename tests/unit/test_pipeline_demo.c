@@ -214,6 +214,20 @@ static void a_dry_run_prints_the_whole_plan_and_touches_nothing(void)
     tu_cmd_free(&res);
 }
 
+static void every_task_and_the_pipeline_validate_without_secrets(void)
+{
+    setup();
+    struct tu_cmd res;
+    ex_mlstage(ws,
+               (const char *[]){"validate", "tasks/train.yml", "tasks/evaluate.yml",
+                                "tasks/register.yml", "tasks/deploy.yml", "tasks/notify.yml",
+                                "tasks/pipeline.yml", NULL},
+               (const char *[]){"TEAMS_WEBHOOK_URL", NULL}, &res);
+    TU_ASSERT_EXIT(&res, 0);
+    TU_ASSERT_NOT_CONTAINS(res.err, "error");
+    tu_cmd_free(&res);
+}
+
 static void from_evaluate_reuses_the_last_training_run(void)
 {
     if (!ex_have_sklearn())
