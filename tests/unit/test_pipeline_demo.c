@@ -263,6 +263,8 @@ int main(int argc, char **argv)
          a_worse_candidate_is_rejected_and_skips_register_and_deploy},
         {"a dry run prints the whole plan and touches nothing",
          a_dry_run_prints_the_whole_plan_and_touches_nothing},
+        {"every task and the pipeline validate without secrets",
+         every_task_and_the_pipeline_validate_without_secrets},
         {"--from evaluate reuses the last training run",
          from_evaluate_reuses_the_last_training_run},
         {NULL, NULL},
