@@ -44,6 +44,16 @@ char *gitinfo_find_toplevel(const char *path);
  */
 struct gitinfo_job;
 struct gitinfo_job *gitinfo_start(const char *path);
+
+/*
+ * Finishes libgit2's one-time initialisation when a background job was
+ * started, waiting for the job if it is in the middle of it. Call it before fork() when the child
+ * will run more than exec: the initialisation also initialises OpenSSL (libgit2
+ * -> libssh2 -> libcrypto), and a child forked while another thread holds
+ * OpenSSL's init lock inherits that lock held forever — its first hash or
+ * TLS handshake then hangs.
+ */
+void gitinfo_global_init(void);
 /*
  * Waits for the job (the first call only) and returns its result, borrowed
  * and valid until gitinfo_job_free: the metadata, or NULL outside a

@@ -20,6 +20,7 @@
 #include <mlstage/version.h>
 
 #include "ctx.h"
+#include "gitinfo.h"
 #include "log.h"
 #include "mask.h"
 #include "schema.h"
@@ -436,6 +437,8 @@ static int supervise(void (*child_fn)(int fd, const void *arg), const void *arg,
         return res->code;
     }
     fflush(NULL);
+    /* No thread may be inside a library's initialisation while the child is copied. */
+    gitinfo_global_init();
     child_git_fd = git_pipe[0];
     pid_t pid = fork();
     if (pid < 0) {
