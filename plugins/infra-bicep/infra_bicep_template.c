@@ -244,6 +244,7 @@ static void check_shape(struct infra_problems *pr, const char *shown, const char
                         json_object *doc)
 {
     json_object *v;
+    int col = 0;
     if (!json_object_is_type(doc, json_type_object)) {
         infra_problem(pr, shown, 1, 1, "template", "an ARM template is a JSON object");
         return;
@@ -255,7 +256,7 @@ static void check_shape(struct infra_problems *pr, const char *shown, const char
         while (i < N_TEMPLATE_MEMBERS && strcasecmp(key, template_members[i]) != 0)
             i++;
         if (i == N_TEMPLATE_MEMBERS)
-            infra_problem(pr, shown, infra_find_key(text, NULL, key, NULL), 0, "template",
+            infra_problem(pr, shown, infra_find_key(text, NULL, key, &col), col, "template",
                           "unknown top-level member \"%s\" (Resource Manager refuses it)", key);
     }
     if (!(v = infra_get_ci(doc, "$schema")) || !json_object_is_type(v, json_type_string))
@@ -278,15 +279,15 @@ static void check_shape(struct infra_problems *pr, const char *shown, const char
         return;
     json_object_object_foreach(v, name, decl)
     {
-        int line = infra_find_key(text, "parameters", name, NULL);
+        int line = infra_find_key(text, "parameters", name, &col);
         json_object *type = infra_get_ci(decl, "type");
         if (!json_object_is_type(decl, json_type_object))
-            infra_problem(pr, shown, line, 0, name, "the declaration must be an object");
+            infra_problem(pr, shown, line, col, name, "the declaration must be an object");
         else if (!type && infra_get_ci(decl, "$ref"))
             continue; /* a user-defined type (languageVersion 2.0): ARM checks it */
         else if (!type || !json_object_is_type(type, json_type_string) ||
                  !infra_type_known(json_object_get_string(type)))
-            infra_problem(pr, shown, line, 0, name,
+            infra_problem(pr, shown, line, col, name,
                           "declared with type %s; ARM's types are string, securestring, int, "
                           "bool, object, secureObject and array",
                           type ? json_object_to_json_string(type) : "(none)");
