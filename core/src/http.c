@@ -24,6 +24,7 @@
 
 #include "ctx.h"
 #include "log.h"
+#include "mask.h"
 #include "util.h"
 
 #define HTTP_USER_AGENT "mlstage/" MLSTAGE_VERSION
@@ -983,6 +984,22 @@ done:
     return rc;
 }
 
+/*
+ * The URL as text may show it: registered secrets masked first, then the
+ * query's credentials redacted. The other order would let a secret that is
+ * the whole URL (a webhook) through, since redaction changes it before the
+ * masker could recognise it.
+ */
+static char *safe_url_of(const char *url)
+{
+    if (!url)
+        return http_redact_url(NULL);
+    char *masked = mask_apply(url, strlen(url), NULL);
+    char *safe = http_redact_url(masked);
+    free(masked);
+    return safe;
+}
+
 int mlstage_http_send(struct mlstage_ctx *ctx, const struct mlstage_http_request *req,
                       struct mlstage_http_response **out)
 {
@@ -998,7 +1015,7 @@ int mlstage_http_send(struct mlstage_ctx *ctx, const struct mlstage_http_request
     c.ctx = ctx;
     c.req = req;
     c.method = req->method ? req->method : "(null)";
-    c.safe_url = http_redact_url(req->url);
+    c.safe_url = safe_url_of(req->url);
     c.max_attempts = req->max_attempts > 0 ? req->max_attempts : HTTP_DEFAULT_ATTEMPTS;
     c.timeout_s = req->timeout_s > 0 ? req->timeout_s : HTTP_DEFAULT_TIMEOUT_S;
     c.deadline_s = req->deadline_s > 0 ? req->deadline_s : HTTP_DEFAULT_DEADLINE;

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "mask.h"
+
 /* Longest excerpt of a string value quoted in a message. */
 #define QUOTE_MAX 60
 
@@ -171,9 +173,15 @@ static void put_number(struct buf *b, json_object *v)
         put_double(b, json_object_get_double(v));
 }
 
-/* A string as JSON, cut to QUOTE_MAX bytes (on a character boundary) so messages stay short. */
+/*
+ * A string as JSON, cut to QUOTE_MAX bytes (on a character boundary) so messages stay short.
+ * Secrets are masked before the cut: the masker recognises a secret only whole, so a cut one
+ * would leak its first bytes.
+ */
 static void put_quoted(struct buf *b, const char *s, size_t len)
 {
+    char *masked = mask_apply(s, len, &len);
+    s = masked;
     int cut = len > QUOTE_MAX;
     if (cut) {
         len = QUOTE_MAX;
@@ -189,6 +197,7 @@ static void put_quoted(struct buf *b, const char *s, size_t len)
         buf_puts(b, text);
     }
     json_object_put(tmp);
+    free(masked);
 }
 
 /* A value as the user wrote it: "abc" (quoted), 1.5, true, null, or object/array. */

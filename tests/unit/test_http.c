@@ -715,6 +715,53 @@ static void test_request_log_redacts_credentials_and_secrets(void)
     fx_done(&fx);
 }
 
+/*
+ * A webhook URL is a credential as a whole (Teams Workflows, Slack): its path
+ * alone lets anyone post. Registered as a secret, no part of it may reach the
+ * request log, a plan or an error, although the query redaction changes it.
+ */
+static void test_a_url_registered_as_a_secret_is_masked_whole(void)
+{
+    struct fixture fx;
+    fx_init(&fx);
+    log_configure(MLSTAGE_LOG_DEBUG, CI_NONE, 0);
+    char *url = httpd_url(fx.server, "/workflows/wf5ecretPath77/triggers/manual/paths/invoke"
+                                     "?api-version=2016-06-01&sig=S1gValue99");
+    mask_add(url);
+    httpd_push_response(fx.server, 500, NULL, "broken");
+    httpd_push_response(fx.server, 500, NULL, "broken");
+    const char *body = "{\"type\":\"message\"}";
+    struct mlstage_http_request req = {
+        .method = "POST", .url = url, .body = body, .body_len = strlen(body), .max_attempts = 2};
+    struct mlstage_http_response *resp = NULL;
+    CU_ASSERT_EQUAL(mlstage_http_send(fx.ctx, &req, &resp), MLSTAGE_EREMOTE);
+    mlstage_http_response_free(resp);
+    CU_ASSERT_EQUAL(httpd_request_count(fx.server), 2);
+    const char *msg = mlstage_error_message(fx.ctx);
+    TU_ASSERT_CONTAINS(msg, "gave up after 2 attempts");
+    TU_ASSERT_NOT_CONTAINS(msg, "wf5ecretPath77");
+    TU_ASSERT_NOT_CONTAINS(msg, "127.0.0.1");
+
+    fx.ctx->dry_run = 1;
+    CU_ASSERT_EQUAL(mlstage_http_send(fx.ctx, &req, &resp), 0);
+    mlstage_http_response_free(resp);
+    CU_ASSERT_EQUAL_FATAL(json_object_array_length(fx.ctx->plan), 1);
+    const char *plan = json_object_get_string(json_object_array_get_idx(fx.ctx->plan, 0));
+    TU_ASSERT_CONTAINS(plan, "POST ***");
+    TU_ASSERT_NOT_CONTAINS(plan, "wf5ecretPath77");
+
+    char *log = fx_log(&fx);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(log);
+    TU_ASSERT_CONTAINS(log, "attempt 2/2 -> 500");
+    TU_ASSERT_NOT_CONTAINS(log, "wf5ecretPath77");
+    TU_ASSERT_NOT_CONTAINS(log, "S1gValue99");
+    free(log);
+    free(url);
+    log_configure(MLSTAGE_LOG_INFO, CI_NONE, 0);
+    mask_reset();
+    fx_done(&fx);
+}
+
 /* ---- requests and responses on the wire -------------------------------- */
 
 static void test_response_headers_are_found_case_insensitively(void)
@@ -1002,6 +1049,8 @@ int main(int argc, char **argv)
         {"dry run still sends reads", test_dry_run_still_sends_reads},
         {"the request log redacts credentials and secrets",
          test_request_log_redacts_credentials_and_secrets},
+        {"a URL registered as a secret is masked whole",
+         test_a_url_registered_as_a_secret_is_masked_whole},
         {"response headers are found case-insensitively",
          test_response_headers_are_found_case_insensitively},
         {"bodies and methods go out as given", test_bodies_and_methods_go_out_as_given},

@@ -5,6 +5,7 @@
 
 #include <json-c/json.h>
 
+#include "mask.h"
 #include "schema.h"
 #include "testutil.h"
 
@@ -481,6 +482,33 @@ static void test_long_values_are_shortened(void)
     done(&o);
 }
 
+/*
+ * A secret longer than the excerpt must not leak as its first 60 bytes:
+ * the masker only recognises a secret whole, so the value is masked before
+ * it is cut, never after.
+ */
+static void test_long_secret_values_are_masked_before_they_are_cut(void)
+{
+    const char *secret = "https://prod-00.westeurope.logic.azure.com/workflows/0a1b2c3d4e5f"
+                         "/triggers/manual/paths/invoke?sig=Zx9SecretSig";
+    mask_add(secret);
+    char *inst = tu_fmt("\"%s\"", secret);
+    struct outcome o = run("{\"type\":\"integer\"}", inst);
+    CU_ASSERT_EQUAL(o.rc, MLSTAGE_EINPUT);
+    TU_ASSERT_NOT_CONTAINS(o.err.msg, "prod-00.westeurope");
+    TU_ASSERT_CONTAINS(o.err.msg, "got string \"***\"");
+    done(&o);
+    char *mixed = tu_fmt("\"see %s\"", secret);
+    o = run("{\"enum\":[\"a\"]}", mixed);
+    CU_ASSERT_EQUAL(o.rc, MLSTAGE_EINPUT);
+    TU_ASSERT_NOT_CONTAINS(o.err.msg, "prod-00");
+    TU_ASSERT_CONTAINS(o.err.msg, "\"see ***\"");
+    done(&o);
+    free(mixed);
+    free(inst);
+    mask_reset();
+}
+
 static void test_null_pointer_out_params(void)
 {
     json_object *s = J(TRAIN), *i = J("{}");
@@ -764,6 +792,8 @@ int main(int argc, char **argv)
         {"odd keys are quoted in names and escaped in pointers",
          test_odd_keys_are_quoted_and_escaped},
         {"long values are shortened in messages", test_long_values_are_shortened},
+        {"long secret values are masked before they are cut",
+         test_long_secret_values_are_masked_before_they_are_cut},
         {"out, bad_pointer and root_name may be NULL", test_null_pointer_out_params},
         {"check accepts every supported keyword", test_check_accepts_full_subset},
         {"check rejects unknown keywords with a suggestion", test_check_rejects_unknown_keywords},
