@@ -33,15 +33,6 @@ static int git_ready(void)
     return git_init_rc < 0 ? -1 : 0;
 }
 
-/* Set once a background job exists: only then can another thread be inside git_ready(). */
-static volatile int jobs_started;
-
-void gitinfo_global_init(void)
-{
-    if (__atomic_load_n(&jobs_started, __ATOMIC_ACQUIRE))
-        git_ready();
-}
-
 /* libgit2's own message for the last failure, never NULL. */
 static const char *git_msg(void)
 {
@@ -115,7 +106,6 @@ struct gitinfo_job *gitinfo_start(const char *path)
 {
     struct gitinfo_job *job = xcalloc(1, sizeof(*job));
     job->path = xstrdup(path);
-    __atomic_store_n(&jobs_started, 1, __ATOMIC_RELEASE);
     job->started = pthread_create(&job->thread, NULL, job_main, job) == 0;
     return job;
 }

@@ -40,20 +40,11 @@ char *gitinfo_find_toplevel(const char *path);
 /*
  * gitinfo_collect in a background thread. libgit2's start-up alone costs
  * milliseconds (Debian's build parses the whole CA bundle at init), so the
- * agent starts it first and overlaps it with everything else.
+ * agent starts it first and overlaps it with everything else — up to the
+ * fork of a plugin child, which must wait for it (see host.c).
  */
 struct gitinfo_job;
 struct gitinfo_job *gitinfo_start(const char *path);
-
-/*
- * Finishes libgit2's one-time initialisation when a background job was
- * started, waiting for the job if it is in the middle of it. Call it before fork() when the child
- * will run more than exec: the initialisation also initialises OpenSSL (libgit2
- * -> libssh2 -> libcrypto), and a child forked while another thread holds
- * OpenSSL's init lock inherits that lock held forever — its first hash or
- * TLS handshake then hangs.
- */
-void gitinfo_global_init(void);
 /*
  * Waits for the job (the first call only) and returns its result, borrowed
  * and valid until gitinfo_job_free: the metadata, or NULL outside a

@@ -20,7 +20,6 @@
 #include <mlstage/version.h>
 
 #include "ctx.h"
-#include "gitinfo.h"
 #include "log.h"
 #include "mask.h"
 #include "schema.h"
@@ -437,8 +436,16 @@ static int supervise(void (*child_fn)(int fd, const void *arg), const void *arg,
         return res->code;
     }
     fflush(NULL);
-    /* No thread may be inside a library's initialisation while the child is copied. */
-    gitinfo_global_init();
+    /*
+     * No other thread may run while the child is copied: the child inherits
+     * whatever locks that thread holds, held forever, and runs far more than
+     * exec. The git reader is such a thread (libgit2, and through libssh2
+     * OpenSSL, whose init and thread-exit handlers take global locks; the
+     * allocator too): the child hung at its first hash or TLS handshake in 1
+     * to 5 runs in 100. So the git facts are finished here, not after fork().
+     */
+    if (st->git)
+        (void)st->git(st->git_ud);
     child_git_fd = git_pipe[0];
     pid_t pid = fork();
     if (pid < 0) {

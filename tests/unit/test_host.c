@@ -509,11 +509,11 @@ static void test_validate_checks_inputs_without_running(void)
 }
 
 /*
- * The agent reads git in a background thread while it starts the plugin, and libgit2's
- * start-up initialises OpenSSL (through libssh2). A child forked in the middle of that
- * inherited OpenSSL's init lock held and hung at its first hash: 1 to 5 runs in 100 inside
- * a real repository (this source tree). The race has no hook to widen it, so this runs the
- * child's hashing 200 times from the source tree: with the bug, a hang is all but certain.
+ * The agent reads git in a background thread. A plugin child forked while that thread held a
+ * lock (OpenSSL's, initialised by libgit2 through libssh2; the allocator's) inherited it held
+ * forever and hung at its first hash: 1 to 5 runs in 100 inside a real repository (this source
+ * tree), more under the sanitizers. The race has no hook to widen it, so this runs the child's
+ * hashing 200 times from the source tree: with the bug, a hang is all but certain.
  */
 static void test_plugin_child_never_inherits_a_half_initialised_library(void)
 {
