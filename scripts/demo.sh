@@ -17,17 +17,15 @@ trap cleanup EXIT
 if [[ -z "${TEAMS_WEBHOOK_URL:-}" ]]; then
   cards=.mlstage/teams-standin
   mkdir -p "$cards"
-  fifo=$(mktemp -u)
-  mkfifo "$fifo"
-  python3 scripts/teams-webhook-standin.py --port 0 --out "$cards" >"$fifo" 2>&1 &
+  rm -f "$cards/url"
+  python3 scripts/teams-webhook-standin.py --out "$cards" --url-file "$cards/url" \
+    >"$cards/standin.log" 2>&1 &
   standin_pid=$!
-  read -r first <"$fifo" || true
-  # Keep draining its output so it never blocks on a full pipe.
-  cat "$fifo" >&2 &
-  rm -f "$fifo"
-  url=${first#listening on }
-  export TEAMS_WEBHOOK_URL="$url"
-  echo "==> no TEAMS_WEBHOOK_URL: a local stand-in receives the card at $url (saved in $cards/)" >&2
+  for _ in $(seq 100); do [[ -s "$cards/url" ]] && break; sleep 0.05; done
+  [[ -s "$cards/url" ]] || { echo "the Teams stand-in did not start:" >&2; cat "$cards/standin.log" >&2; exit 1; }
+  TEAMS_WEBHOOK_URL=$(cat "$cards/url")
+  export TEAMS_WEBHOOK_URL
+  echo "==> no TEAMS_WEBHOOK_URL: a local stand-in receives the Teams card (saved in $cards/)" >&2
 fi
 
 echo "==> mlstage pipeline run tasks/pipeline.yml $*" >&2

@@ -728,7 +728,7 @@ static const struct command {
     int (*fn)(int argc, char **argv);
 } commands[] = {
     {"run", cmd_run},         {"pipeline", cli_cmd_pipeline}, {"validate", cmd_validate},
-    {"plugins", cmd_plugins}, {"provenance", cmd_provenance},
+    {"plugins", cmd_plugins}, {"provenance", cmd_provenance}, {"models", cli_cmd_models},
 };
 
 int mlstage_cli_main(int argc, char **argv)

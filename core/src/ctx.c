@@ -49,6 +49,7 @@ void ctx_free(struct mlstage_ctx *ctx)
     json_object_put(ctx->outputs);
     json_object_put(ctx->artifacts);
     json_object_put(ctx->plan);
+    azure_state_free(ctx->azure);
     pthread_mutex_destroy(&ctx->lock);
     free(ctx);
 }
@@ -150,6 +151,15 @@ int mlstage_input_bool(const struct mlstage_ctx *ctx, const char *key, int dflt)
 {
     json_object *v = mlstage_input(ctx, key);
     return v ? json_object_get_boolean(v) : dflt;
+}
+
+int mlstage_input_pending(const struct mlstage_ctx *ctx, const char *key)
+{
+    json_object *v = mlstage_input(ctx, key);
+    if (!ctx->dry_run || !v || !json_object_is_type(v, json_type_string))
+        return 0;
+    const char *s = json_object_get_string(v);
+    return strstr(s, "<stages.") != NULL || strncmp(s, "<secret ", 8) == 0;
 }
 
 /* ---- secrets ----------------------------------------------------------- */

@@ -41,7 +41,13 @@ struct mlstage_ctx {
     json_object *artifacts; /* [{"path", "subjects"}] */
     json_object *plan;      /* [string] */
     int group_open;
+
+    /* The Azure client's tokens and caches (azure/), created on first use. */
+    struct azure_state *azure;
 };
+
+struct azure_state;
+void azure_state_free(struct azure_state *st);
 
 /* A context with empty records and no facts; ctl_fd -1. Never NULL. */
 struct mlstage_ctx *ctx_new(void);

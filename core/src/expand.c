@@ -456,27 +456,6 @@ done:
     return rc;
 }
 
-/* RFC 6901 escaping of one reference token. */
-static char *ptr_child(const char *parent, const char *token)
-{
-    struct buf b;
-    buf_init(&b);
-    buf_puts(&b, parent);
-    buf_putc(&b, '/');
-    for (const char *p = token; *p; p++) {
-        if (*p == '~')
-            buf_puts(&b, "~0");
-        else if (*p == '/')
-            buf_puts(&b, "~1");
-        else
-            buf_putc(&b, *p);
-    }
-    char *s = buf_steal(&b);
-    if (!s)
-        abort();
-    return s;
-}
-
 /*
  * Where the reference at byte `off` of the value at `ptr` is written: the
  * loader's per-"${" positions when it could match them to the source, else
@@ -520,7 +499,7 @@ static int expand_node(const struct expand_env *env, const struct manifest_doc *
         json_object_object_foreach(node, k, v)
         {
             json_object *child = NULL;
-            char *cptr = ptr_child(ptr, k);
+            char *cptr = manifest_ptr_child(ptr, k);
             rc = expand_node(env, doc, cptr, v, &child, err);
             free(cptr);
             if (rc)
@@ -538,7 +517,7 @@ static int expand_node(const struct expand_env *env, const struct manifest_doc *
             json_object *child = NULL;
             char idx[32];
             snprintf(idx, sizeof(idx), "%zu", i);
-            char *cptr = ptr_child(ptr, idx);
+            char *cptr = manifest_ptr_child(ptr, idx);
             rc = expand_node(env, doc, cptr, json_object_array_get_idx(node, i), &child, err);
             free(cptr);
             if (rc)

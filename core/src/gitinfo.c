@@ -1,6 +1,12 @@
 /* gitinfo.c — commit, branch, tags, dirty flag and origin of the repository a stage runs in. */
 #include "gitinfo.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -85,28 +91,70 @@ char *gitinfo_find_toplevel(const char *path)
     }
 }
 
+/*
+ * The collection runs in a forked process, not a thread: the agent forks
+ * plugin processes, and a fork taken while another thread holds a lock
+ * inside libgit2 or OpenSSL leaves the child deadlocked on it. A process
+ * forked before any thread exists shares nothing; it writes the JSON to a
+ * pipe and exits.
+ */
 struct gitinfo_job {
-    pthread_t thread;
-    int started;
-    int joined;
+    pid_t pid; /* the collector, or -1 when it ran inline */
+    int fd;    /* its pipe, or -1 */
+    int done;
     char *path;
     json_object *result;
     int rc;
     struct mls_err err;
 };
 
-static void *job_main(void *arg)
+static void job_inline(struct gitinfo_job *job)
 {
-    struct gitinfo_job *job = arg;
     job->rc = gitinfo_collect(job->path, &job->result, &job->err);
-    return NULL;
 }
 
 struct gitinfo_job *gitinfo_start(const char *path)
 {
     struct gitinfo_job *job = xcalloc(1, sizeof(*job));
     job->path = xstrdup(path);
-    job->started = pthread_create(&job->thread, NULL, job_main, job) == 0;
+    job->pid = -1;
+    job->fd = -1;
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return job;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return job;
+    }
+    if (pid == 0) {
+        /* The collector: never outlives the agent, never runs its atexit work. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        close(fds[0]);
+        json_object *info = NULL;
+        struct mls_err err = {0};
+        int rc = gitinfo_collect(path, &info, &err);
+        json_object *msg = json_object_new_object();
+        json_object_object_add(msg, "rc", json_object_new_int(rc));
+        json_object_object_add(msg, "error", json_object_new_string(err.msg));
+        json_object_object_add(msg, "git", info);
+        const char *text = json_object_to_json_string_ext(msg, MLS_JSON_PLAIN);
+        size_t len = strlen(text), off = 0;
+        while (off < len) {
+            ssize_t n = write(fds[1], text + off, len - off);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            off += (size_t)n;
+        }
+        _exit(0);
+    }
+    close(fds[1]);
+    job->pid = pid;
+    job->fd = fds[0];
     return job;
 }
 
@@ -114,12 +162,41 @@ json_object *gitinfo_wait(struct gitinfo_job *job, struct mls_err *err)
 {
     if (!job)
         return NULL;
-    if (!job->joined) {
-        if (job->started)
-            pthread_join(job->thread, NULL);
-        else
-            job_main(job); /* no thread could be made: do it here */
-        job->joined = 1;
+    if (!job->done) {
+        job->done = 1;
+        if (job->pid < 0) {
+            job_inline(job); /* no process could be made: do it here */
+        } else {
+            struct buf b;
+            buf_init(&b);
+            char chunk[8192];
+            for (;;) {
+                ssize_t n = read(job->fd, chunk, sizeof(chunk));
+                if (n < 0 && errno == EINTR)
+                    continue;
+                if (n <= 0)
+                    break;
+                buf_append(&b, chunk, (size_t)n);
+            }
+            close(job->fd);
+            job->fd = -1;
+            while (waitpid(job->pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+            json_object *msg = b.data ? json_tokener_parse(b.data) : NULL, *v = NULL;
+            buf_free(&b);
+            if (!msg) {
+                job->rc = err_set(&job->err, MLSTAGE_EINTERNAL,
+                                  "the git metadata collector ended without an answer");
+            } else {
+                if (json_object_object_get_ex(msg, "rc", &v))
+                    job->rc = json_object_get_int(v);
+                if (json_object_object_get_ex(msg, "error", &v) && job->rc)
+                    err_set(&job->err, job->rc, "%s", json_object_get_string(v));
+                if (json_object_object_get_ex(msg, "git", &v) && v)
+                    job->result = json_object_get(v);
+                json_object_put(msg);
+            }
+        }
     }
     if (job->rc && err)
         err_set(err, job->rc, "%s", job->err.msg);

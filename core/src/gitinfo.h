@@ -38,10 +38,10 @@ char *gitinfo_toplevel(const char *path);
 char *gitinfo_find_toplevel(const char *path);
 
 /*
- * gitinfo_collect in a background thread. libgit2's start-up alone costs
- * milliseconds (Debian's build parses the whole CA bundle at init), so the
- * agent starts it first and overlaps it with everything else — up to the
- * fork of a plugin child, which must wait for it (see host.c).
+ * gitinfo_collect in a background process (forked before the agent has
+ * any thread). libgit2's start-up alone costs milliseconds (Debian's build
+ * parses the whole CA bundle at init), so the agent starts it first and
+ * overlaps it with everything else.
  */
 struct gitinfo_job;
 struct gitinfo_job *gitinfo_start(const char *path);

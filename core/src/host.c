@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -209,6 +210,41 @@ static const struct mlstage_plugin *child_open(int fd, const char *path, const c
     return p;
 }
 
+/*
+ * Removes top-level inputs whose value is a string holding a dry-run
+ * placeholder of a stage output, and their names from the schema's
+ * `required`; returns them (a new object) or NULL when there were none.
+ */
+static json_object *hold_placeholders(json_object *given, json_object *schema)
+{
+    json_object *held = NULL, *required = NULL;
+    json_object_object_get_ex(schema, "required", &required);
+    json_object_object_foreach(given, key, val)
+    {
+        if (!json_object_is_type(val, json_type_string) ||
+            (!strstr(json_object_get_string(val), "<stages.") &&
+             strncmp(json_object_get_string(val), "<secret ", 8) != 0))
+            continue;
+        if (!held)
+            held = json_object_new_object();
+        json_object_object_add(held, key, json_object_get(val));
+    }
+    if (!held)
+        return NULL;
+    json_object_object_foreach(held, hkey, hval)
+    {
+        (void)hval;
+        json_object_object_del(given, hkey);
+        for (size_t i = 0; required && i < json_object_array_length(required); i++) {
+            if (strcmp(json_object_get_string(json_object_array_get_idx(required, i)), hkey) == 0) {
+                json_object_array_del_idx(required, i, 1);
+                break;
+            }
+        }
+    }
+    return held;
+}
+
 /* The read end of the pipe the agent sends git metadata through, in the child. */
 static int child_git_fd = -1;
 
@@ -237,9 +273,24 @@ static void child_run(int fd, const struct host_run_spec *spec)
             json_object_object_add(given, key, typed);
         }
     }
+    /*
+     * In a pipeline's dry run, inputs that come from earlier stages' outputs
+     * are placeholders ("<stages.train.outputs.model_dir>"): they cannot be
+     * checked against an enum or a type. They sit out validation (and out of
+     * `required`) and are put back for the plugin to plan with.
+     */
+    json_object *held = spec->ctx->dry_run ? hold_placeholders(given, schema) : NULL;
     json_object *inputs = NULL;
     char *bad = NULL;
-    if (schema_validate(schema, given, "inputs", &inputs, &bad, &err) != 0) {
+    int vrc = schema_validate(schema, given, "inputs", &inputs, &bad, &err);
+    if (vrc == 0 && held) {
+        json_object_object_foreach(held, hkey, hval)
+        {
+            json_object_object_add(inputs, hkey, json_object_get(hval));
+        }
+    }
+    json_object_put(held);
+    if (vrc != 0) {
         char msg[4600];
         int line = 0, col = 0;
         char ptr[1024];
@@ -330,6 +381,9 @@ static void channel_flush(struct channel *ch, void (*line_fn)(void *, char *, si
     }
 }
 
+/* Process groups of commands the plugin runs (mlstage_proc_run) that have not ended yet. */
+#define HOST_MAX_GROUPS 64
+
 struct parent_state {
     struct mlstage_ctx *ctx; /* may be NULL when probing */
     struct host_result *res;
@@ -337,7 +391,55 @@ struct parent_state {
     int done;
     json_object *(*git)(void *ud); /* sent to the child after the fork, or NULL */
     void *git_ud;
+    pid_t groups[HOST_MAX_GROUPS];
+    size_t n_groups;
 };
+
+static void groups_update(struct parent_state *st, pid_t pgid, int on)
+{
+    for (size_t i = 0; i < st->n_groups; i++) {
+        if (st->groups[i] == pgid) {
+            if (!on)
+                st->groups[i] = st->groups[--st->n_groups];
+            return;
+        }
+    }
+    if (on && pgid > 1 && st->n_groups < HOST_MAX_GROUPS)
+        st->groups[st->n_groups++] = pgid;
+}
+
+/* Sends `sig` to the plugin's group and to every command group it still has running. */
+static void signal_all(const struct parent_state *st, pid_t plugin, int sig)
+{
+    kill(-plugin, sig);
+    for (size_t i = 0; i < st->n_groups; i++)
+        kill(-st->groups[i], sig);
+}
+
+/*
+ * Commands the plugin left running when it ended without waiting for them
+ * (it was stopped or crashed): SIGTERM, then SIGKILL once the grace that
+ * started at `term_at` (or now) has passed.
+ */
+static void stop_groups(const struct parent_state *st, double term_at, double grace_s)
+{
+    if (!st->n_groups)
+        return;
+    if (!term_at)
+        term_at = now_mono();
+    for (size_t i = 0; i < st->n_groups; i++)
+        kill(-st->groups[i], SIGTERM);
+    for (;;) {
+        size_t alive = 0;
+        for (size_t i = 0; i < st->n_groups; i++)
+            alive += kill(-st->groups[i], 0) == 0;
+        if (!alive || now_mono() >= term_at + grace_s)
+            break;
+        sleep_s(0.02);
+    }
+    for (size_t i = 0; i < st->n_groups; i++)
+        kill(-st->groups[i], SIGKILL);
+}
 
 static void on_output_line(void *ud, char *line, size_t len)
 {
@@ -392,6 +494,10 @@ static void on_message(void *ud, char *line, size_t len)
     } else if (strcmp(t, "artifact") == 0 && ctx) {
         json_object_object_del(m, "t");
         json_object_array_add(ctx->artifacts, json_object_get(m));
+    } else if (strcmp(t, "pgroup") == 0 && json_object_object_get_ex(m, "pgid", &v)) {
+        json_object *on = NULL;
+        json_object_object_get_ex(m, "on", &on);
+        groups_update(st, (pid_t)json_object_get_int64(v), json_object_get_boolean(on));
     } else if (strcmp(t, "secret") == 0) {
         mask_add(mstr(m, "v"));
     } else if (strcmp(t, "hello") == 0) {
@@ -436,17 +542,8 @@ static int supervise(void (*child_fn)(int fd, const void *arg), const void *arg,
         return res->code;
     }
     fflush(NULL);
-    /*
-     * No other thread may run while the child is copied: the child inherits
-     * whatever locks that thread holds, held forever, and runs far more than
-     * exec. The git reader is such a thread (libgit2, and through libssh2
-     * OpenSSL, whose init and thread-exit handlers take global locks; the
-     * allocator too): the child hung at its first hash or TLS handshake in 1
-     * to 5 runs in 100. So the git facts are finished here, not after fork().
-     */
-    if (st->git)
-        (void)st->git(st->git_ud);
     child_git_fd = git_pipe[0];
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         res->code = MLSTAGE_EINTERNAL;
@@ -458,6 +555,14 @@ static int supervise(void (*child_fn)(int fd, const void *arg), const void *arg,
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
         signal(SIGPIPE, SIG_DFL);
+        /*
+         * In its own process group the plugin would outlive an agent that is
+         * killed outright (SIGKILL, OOM): have the kernel stop it then, the
+         * same way a timeout does.
+         */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+            _exit(70);
         int devnull = open("/dev/null", O_RDONLY);
         if (devnull >= 0) {
             dup2(devnull, 0);
@@ -507,7 +612,7 @@ static int supervise(void (*child_fn)(int fd, const void *arg), const void *arg,
     buf_init(&out.pending);
     buf_init(&ctl.pending);
     double start = now_mono(), term_at = 0, exited_at = 0;
-    int status = 0, reaped = 0;
+    int status = 0, reaped = 0, killed = 0;
     while (out.fd >= 0 || ctl.fd >= 0) {
         if (git_fd >= 0) {
             ssize_t n = write(git_fd, git_out.data + git_off, git_out.len - git_off);
@@ -522,18 +627,18 @@ static int supervise(void (*child_fn)(int fd, const void *arg), const void *arg,
         if (!term_at && timeout_s > 0 && now - start >= timeout_s) {
             res->timed_out = 1;
             log_msg(MLSTAGE_LOG_ERROR, "timeout of %.0f s reached: stopping the plugin", timeout_s);
-            kill(-pid, SIGTERM);
+            signal_all(st, pid, SIGTERM);
             term_at = now;
         }
         if (!term_at && stop_signal) {
             res->interrupted = 1;
             log_msg(MLSTAGE_LOG_WARN, "%s received: stopping the plugin", signal_name(stop_signal));
-            kill(-pid, SIGTERM);
+            signal_all(st, pid, SIGTERM);
             term_at = now;
         }
-        if (term_at && now - term_at >= grace_s) {
-            kill(-pid, SIGKILL);
-            term_at = now + 1e9; /* once */
+        if (term_at && !killed && now - term_at >= grace_s) {
+            signal_all(st, pid, SIGKILL);
+            killed = 1;
         }
         if (!reaped && waitpid(pid, &status, WNOHANG) == pid) {
             reaped = 1;
@@ -587,18 +692,19 @@ static int supervise(void (*child_fn)(int fd, const void *arg), const void *arg,
             if (!term_at && ((timeout_s > 0 && now - start >= timeout_s) || stop_signal)) {
                 res->timed_out = !stop_signal;
                 res->interrupted = stop_signal != 0;
-                kill(-pid, SIGTERM);
+                signal_all(st, pid, SIGTERM);
                 term_at = now;
             }
-            if (term_at && now - term_at >= grace_s) {
-                kill(-pid, SIGKILL);
-                term_at = now + 1e9;
+            if (term_at && !killed && now - term_at >= grace_s) {
+                signal_all(st, pid, SIGKILL);
+                killed = 1;
             }
             sleep_s(0.01);
         }
     }
-    /* Whatever the plugin left behind in its group goes with it. */
+    /* Whatever the plugin left behind in its group goes with it, and so do its commands. */
     kill(-pid, SIGKILL);
+    stop_groups(st, term_at, grace_s);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
 

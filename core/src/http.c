@@ -371,6 +371,11 @@ int http_host_is_loopback(const char *host)
     return IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127;
 }
 
+int http_host_is_metadata(const char *host)
+{
+    return host && strcmp(host, HTTP_METADATA_HOST) == 0;
+}
+
 /* ---- response --------------------------------------------------------- */
 
 const char *mlstage_http_response_header(const struct mlstage_http_response *resp, const char *name)
@@ -534,6 +539,7 @@ struct call {
     CURLU *url;     /* checked once and handed to curl, so check and use agree */
     struct curl_slist *headers;
     int loopback;
+    double connect_timeout_s;
     struct buf log_headers; /* "\n    > Name: value" lines, at -v only */
     int max_attempts;
     double timeout_s;
@@ -589,7 +595,9 @@ static int url_check(struct call *c, const char *url)
     }
     int is_https = strcasecmp(scheme, "https") == 0;
     int is_http = strcasecmp(scheme, "http") == 0;
-    c->loopback = http_host_is_loopback(host);
+    /* The instance metadata service is plain http by design, on a link-local address that no
+     * router forwards: it is as local as loopback, and no proxy may carry it either. */
+    c->loopback = http_host_is_loopback(host) || http_host_is_metadata(host);
     if (!is_https && !is_http) {
         rc = mlstage_error_set(c->ctx, MLSTAGE_EINPUT,
                                "%s %s: unsupported scheme \"%s\": only https:// (or http:// to a "
@@ -600,7 +608,8 @@ static int url_check(struct call *c, const char *url)
     if (is_http && !c->loopback) {
         rc = mlstage_error_set(c->ctx, MLSTAGE_EINPUT,
                                "%s %s: plain http:// is only allowed to a loopback host "
-                               "(127.0.0.0/8, ::1, localhost), not \"%s\"; use https://",
+                               "(127.0.0.0/8, ::1, localhost) or the instance metadata "
+                               "service (169.254.169.254), not \"%s\"; use https://",
                                c->method, c->safe_url, host);
         goto done;
     }
@@ -848,7 +857,7 @@ static int call_send(struct call *c, struct mlstage_http_response **out)
     for (attempt = 1;; attempt++) {
         double remaining = c->deadline_s - (now_mono() - start);
         double budget = c->timeout_s < remaining ? c->timeout_s : remaining;
-        double connect = budget < HTTP_CONNECT_TIMEOUT_S ? budget : HTTP_CONNECT_TIMEOUT_S;
+        double connect = budget < c->connect_timeout_s ? budget : c->connect_timeout_s;
         xfer_reset(&x);
         errbuf[0] = '\0';
         status = 0;
@@ -1003,6 +1012,12 @@ static char *safe_url_of(const char *url)
 int mlstage_http_send(struct mlstage_ctx *ctx, const struct mlstage_http_request *req,
                       struct mlstage_http_response **out)
 {
+    return http_send_connect(ctx, req, 0, out);
+}
+
+int http_send_connect(struct mlstage_ctx *ctx, const struct mlstage_http_request *req,
+                      double connect_timeout_s, struct mlstage_http_response **out)
+{
     int rc = 0;
     struct call c;
     memset(&c, 0, sizeof(c));
@@ -1019,6 +1034,7 @@ int mlstage_http_send(struct mlstage_ctx *ctx, const struct mlstage_http_request
     c.max_attempts = req->max_attempts > 0 ? req->max_attempts : HTTP_DEFAULT_ATTEMPTS;
     c.timeout_s = req->timeout_s > 0 ? req->timeout_s : HTTP_DEFAULT_TIMEOUT_S;
     c.deadline_s = req->deadline_s > 0 ? req->deadline_s : HTTP_DEFAULT_DEADLINE;
+    c.connect_timeout_s = connect_timeout_s > 0 ? connect_timeout_s : HTTP_CONNECT_TIMEOUT_S;
 
     if (!method_valid(req->method)) {
         rc = mlstage_error_set(ctx, MLSTAGE_EINPUT,

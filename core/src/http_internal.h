@@ -12,7 +12,9 @@
 #define HTTP_DEFAULT_TIMEOUT_S 60.0
 #define HTTP_DEFAULT_DEADLINE  300.0
 #define HTTP_CONNECT_TIMEOUT_S 10.0
-#define HTTP_MAX_BODY          ((size_t)64 << 20)
+/* Azure's instance metadata service (IMDS): link-local, plain http by design. */
+#define HTTP_METADATA_HOST "169.254.169.254"
+#define HTTP_MAX_BODY      ((size_t)64 << 20)
 /* Dry-run plans show JSON bodies up to this size in full, larger ones as "<N bytes>". */
 #define HTTP_PLAN_BODY_MAX 8192
 
@@ -52,5 +54,19 @@ int http_header_sensitive(const char *name, size_t name_len);
  * loopback: 127.0.0.0/8, ::1, ::ffff:127.x.y.z or "localhost".
  */
 int http_host_is_loopback(const char *host);
+
+/*
+ * Non-zero for the instance metadata address 169.254.169.254: plain http
+ * is allowed there too (it is link-local, never routed), without a proxy.
+ */
+int http_host_is_metadata(const char *host);
+
+/*
+ * mlstage_http_send with its own connect timeout (0: the default 10 s),
+ * for probing an endpoint that may not exist at all (IMDS off Azure,
+ * where the connection attempt would otherwise hang for the full 10 s).
+ */
+int http_send_connect(struct mlstage_ctx *ctx, const struct mlstage_http_request *req,
+                      double connect_timeout_s, struct mlstage_http_response **out);
 
 #endif

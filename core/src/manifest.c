@@ -249,8 +249,7 @@ static int scan_text(struct loader *ld)
                    s[bad]);
 }
 
-/* RFC 6901 escaping of one reference token. */
-static char *ptr_child(const char *parent, const char *token)
+char *manifest_ptr_child(const char *parent, const char *token)
 {
     struct buf b;
     buf_init(&b);
@@ -277,10 +276,10 @@ static char *next_ptr(const struct loader *ld)
         return xstrdup("");
     const struct frame *top = &ld->frames[ld->nframes - 1];
     if (top->is_map)
-        return ptr_child(top->ptr, top->key);
+        return manifest_ptr_child(top->ptr, top->key);
     char idx[32];
     snprintf(idx, sizeof(idx), "%zu", json_object_array_length(top->node));
-    return ptr_child(top->ptr, idx);
+    return manifest_ptr_child(top->ptr, idx);
 }
 
 static int expecting_key(const struct loader *ld)
@@ -501,7 +500,7 @@ static int on_key(struct loader *ld, const yaml_event_t *ev, int plain)
         return LD_FAIL(ld, line, col,
                        "merge keys (<<) are not supported; write the keys out (an alias of a "
                        "whole value, key: *name, is fine)");
-    char *vptr = ptr_child(top->ptr, k);
+    char *vptr = manifest_ptr_child(top->ptr, k);
     struct buf kp;
     buf_init(&kp);
     buf_puts(&kp, vptr);
@@ -1163,7 +1162,7 @@ static int task_field(struct manifest_doc *doc, const char *pointer, json_object
                       const char *key, json_object *v, struct task_manifest *out,
                       struct mls_err *err)
 {
-    char *ptr = ptr_child(pointer, key);
+    char *ptr = manifest_ptr_child(pointer, key);
     char shown[96];
     int rc = 0;
     if (strcmp(key, "task") == 0) {
@@ -1237,7 +1236,7 @@ static int task_field(struct manifest_doc *doc, const char *pointer, json_object
                 continue;
             char idx[32];
             snprintf(idx, sizeof(idx), "%zu", i);
-            char *eptr = ptr_child(ptr, idx);
+            char *eptr = manifest_ptr_child(ptr, idx);
             const char *text = name ? name : "null";
             clip(text, strlen(text), shown);
             rc = manifest_error_at(doc, eptr, err,
@@ -1280,7 +1279,7 @@ int manifest_task_parse(struct manifest_doc *doc, const char *pointer,
     {
         if (key_allowed(key, extra_keys))
             continue;
-        char *vptr = ptr_child(pointer, key);
+        char *vptr = manifest_ptr_child(pointer, key);
         struct buf kp;
         buf_init(&kp);
         buf_printf(&kp, "%s#key", vptr);

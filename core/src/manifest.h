@@ -55,6 +55,9 @@ void manifest_doc_free(struct manifest_doc *doc);
 int manifest_mark(const struct manifest_doc *doc, const char *pointer, int *line, int *col,
                   int *plain);
 
+/* `parent` + "/" + `token` escaped as an RFC 6901 reference token; newly allocated. */
+char *manifest_ptr_child(const char *parent, const char *token);
+
 /* Formats "path:line:col: " for pointer into err with the message (MLSTAGE_EINPUT). */
 int manifest_error_at(const struct manifest_doc *doc, const char *pointer, struct mls_err *err,
                       const char *fmt, ...) MLSTAGE_PRINTF(4, 5);

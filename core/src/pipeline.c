@@ -587,6 +587,71 @@ static json_object *merged_vars(const struct cli_opts *o, const struct pipeline 
     return vars;
 }
 
+/*
+ * The variables a stage runs with, as merged_vars, with the values of the
+ * pipeline's and the stage's `set:` expanded: they may name earlier stages'
+ * outputs (set: {metrics: "${stages.train.outputs.metrics_file}"}), which is
+ * how a stage that is a manifest file receives them. Expanded only once the
+ * stage is to run, since the outputs exist only then; `placeholders` as in
+ * a dry run. *out is new (put it); errors carry the `set:` value's position.
+ */
+static int stage_vars(const struct cli_opts *o, const struct pipeline *p, const struct pstage *st,
+                      json_object *tbl, json_object *git, int placeholders, json_object **out,
+                      struct mls_err *err)
+{
+    struct expand_env env = {
+        .getenv_fn = (const char *(*)(const char *))getenv,
+        .vars = o->vars,
+        .git = git,
+        .stages = tbl,
+        .placeholders = placeholders,
+    };
+    json_object *vars = json_object_new_object();
+    json_object *layers[2] = {p->set, st->set};
+    char pointers[2][1100];
+    snprintf(pointers[0], sizeof(pointers[0]), "/set");
+    snprintf(pointers[1], sizeof(pointers[1]), "%s/set", st->pointer);
+    int rc = 0;
+    for (int i = 0; i < 2 && rc == 0; i++) {
+        if (!layers[i])
+            continue;
+        json_object_object_foreach(layers[i], key, val)
+        {
+            const char *text = json_object_get_string(val);
+            char *expanded = NULL;
+            if (strstr(text, "${")) {
+                rc = expand_string(&env, text, &expanded, NULL, err);
+                if (rc) {
+                    char ptr[1200], msg[sizeof(err->msg)];
+                    int line = 0, col = 0;
+                    snprintf(ptr, sizeof(ptr), "%s/%s", pointers[i], key);
+                    snprintf(msg, sizeof(msg), "%s", err->msg);
+                    if (manifest_mark(p->doc, ptr, &line, &col, NULL) == 0)
+                        err_set(err, rc, "%s:%d:%d: set.%s: %s", p->doc->path, line, col, key, msg);
+                    else
+                        err_set(err, rc, "%s: set.%s: %s", p->doc->path, key, msg);
+                    break;
+                }
+            }
+            json_object_object_add(
+                vars, key, expanded ? json_object_new_string(expanded) : json_object_get(val));
+            free(expanded);
+        }
+    }
+    if (rc == 0 && o->vars) {
+        json_object_object_foreach(o->vars, key, val)
+        {
+            json_object_object_add(vars, key, json_object_get(val));
+        }
+    }
+    if (rc) {
+        json_object_put(vars);
+        vars = NULL;
+    }
+    *out = vars;
+    return rc;
+}
+
 static void report_stage(json_object *stages_out, const struct pstage *st, const char *status,
                          const char *reason, const struct stage_result *res)
 {
@@ -679,6 +744,19 @@ static int run_pipeline(const struct cli_opts *o, struct pipeline *p, struct cli
             free(expanded);
             continue;
         }
+        json_object *stage_set = NULL;
+        rc = stage_vars(o, p, st, tbl, git, o->dry_run, &stage_set, &err);
+        json_object_put(vars);
+        vars = stage_set;
+        if (rc) {
+            log_msg(MLSTAGE_LOG_ERROR, "%s", err.msg);
+            struct stage_result fake = {.code = rc, .message = err.msg};
+            report_stage(stages_out, st, "invalid", NULL, &fake);
+            result = rc;
+            failed_stage = st->name;
+            free(expanded);
+            continue;
+        }
         if (!decided) {
             char line[1400];
             snprintf(line, sizeof(line), "stage %s runs only if %s", st->name, st->when);
@@ -760,7 +838,16 @@ static int run_pipeline(const struct cli_opts *o, struct pipeline *p, struct cli
                 status = json_object_get_string(v);
             if (json_object_object_get_ex(e, "reason", &v))
                 reason = json_object_get_string(v);
-            log_msg(MLSTAGE_LOG_INFO, "  %-12s %-10s %s", name, status, reason ? reason : "");
+            char secs_s[32] = "";
+            if (json_object_object_get_ex(e, "duration_s", &v))
+                snprintf(secs_s, sizeof(secs_s), "%.2f s", json_object_get_double(v));
+            const char *run_id = NULL;
+            if (json_object_object_get_ex(e, "run_id", &v))
+                run_id = json_object_get_string(v);
+            log_msg(MLSTAGE_LOG_INFO, "  %-16s %-10s %8s  %s", name, status, secs_s,
+                    reason   ? reason
+                    : run_id ? run_id
+                             : "");
         }
     }
     json_object_put(tbl);
@@ -783,10 +870,20 @@ static int pipeline_validate(const struct cli_opts *o, char **dirs, json_object 
         struct pstage *st = &p->stages[i];
         json_object *sr = json_object_new_object();
         json_object_object_add(sr, "name", json_object_new_string(st->name));
-        json_object *vars = merged_vars(o, p, st);
+        json_object *vars = NULL;
+        struct mls_err verr = {0};
+        int rc = stage_vars(o, p, st, tbl, git, 1, &vars, &verr);
+        if (rc) {
+            log_msg(MLSTAGE_LOG_ERROR, "%s", verr.msg);
+            json_object_object_add(sr, "ok", json_object_new_boolean(0));
+            json_object_object_add(sr, "error", json_object_new_string(verr.msg));
+            result = rc;
+            json_object_array_add(stages, sr);
+            continue;
+        }
         struct cli_opts so = *o;
         so.vars = vars;
-        int rc = cli_validate_task(&so, dirs, git, st->task, tbl, sr);
+        rc = cli_validate_task(&so, dirs, git, st->task, tbl, sr);
         if (rc == 0 && st->when) {
             int run, decided;
             char *expanded = NULL;

@@ -16,6 +16,7 @@
 #include <mlstage/context.h>
 #include <mlstage/error.h>
 
+#include "ctx.h"
 #include "mask.h"
 #include "util.h"
 
@@ -107,6 +108,21 @@ static void env_build(struct envv *e, struct mlstage_ctx *ctx, const char *const
         e->v = xcalloc(1, sizeof(*e->v)); /* an empty environment is still a list */
 }
 
+/*
+ * Tells the agent that a command's process group exists (on) or is gone
+ * (off). The command has its own group so that its timeout reaches its
+ * children; the agent must know it, or stopping the plugin (stage
+ * timeout, Ctrl-C, a crash) would leave the command running unseen.
+ */
+static void announce_group(struct mlstage_ctx *ctx, pid_t pgid, int on)
+{
+    json_object *m = json_object_new_object();
+    json_object_object_add(m, "t", json_object_new_string("pgroup"));
+    json_object_object_add(m, "pgid", json_object_new_int64(pgid));
+    json_object_object_add(m, "on", json_object_new_boolean(on));
+    ctx_send(ctx, m);
+}
+
 /* ---- starting the child ------------------------------------------------- */
 
 /* Everything the child needs, prepared before fork: after it, no allocation and no locks. */
@@ -116,6 +132,7 @@ struct launch {
     const char *path; /* the PATH searched when argv[0] has no slash: the child's, not ours */
     const char *cwd;
     int in_fd, out_fd, status_fd;
+    int go_fd; /* read end of the pipe the parent closes once the group is announced, or -1 */
     int new_session;
     int fd_limit;
 };
@@ -188,6 +205,16 @@ static void child_run(const struct launch *l)
         setsid();
     else
         setpgid(0, 0);
+    if (l->go_fd >= 0) {
+        /* Wait until the agent knows the group: a plugin that dies now must not orphan us. */
+        char go;
+        ssize_t n;
+        do {
+            n = read(l->go_fd, &go, 1);
+        } while (n < 0 && errno == EINTR);
+        if (n != 1)
+            child_fail(l, FAIL_SETUP, ECHILD);
+    }
     /* Lift both above stdio first, so neither is overwritten by the other's dup2. */
     int in = fcntl(l->in_fd, F_DUPFD, 3), out = fcntl(l->out_fd, F_DUPFD, 3);
     if (in < 0 || out < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
@@ -219,7 +246,7 @@ static int spawn(struct mlstage_ctx *ctx, const struct mlstage_proc_opts *opts, 
     struct envv env = {NULL, 0};
     struct launch l;
     struct child_failure f;
-    int null_fd = -1, status[2] = {-1, -1}, rc = 0;
+    int null_fd = -1, status[2] = {-1, -1}, go[2] = {-1, -1}, rc = 0;
     long open_max = sysconf(_SC_OPEN_MAX);
     const char *path;
     ssize_t n;
@@ -229,7 +256,8 @@ static int spawn(struct mlstage_ctx *ctx, const struct mlstage_proc_opts *opts, 
     env_build(&env, ctx, opts->env);
     path = env_get(&env, "PATH");
     null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (null_fd < 0 || pipe2(status, O_CLOEXEC) != 0) {
+    if (null_fd < 0 || pipe2(status, O_CLOEXEC) != 0 ||
+        (!new_session && pipe2(go, O_CLOEXEC) != 0)) {
         rc = mlstage_error_set(ctx, MLSTAGE_EFAIL, "cannot run %s: %s", command_name(opts),
                                strerror(errno));
         goto done;
@@ -242,6 +270,7 @@ static int spawn(struct mlstage_ctx *ctx, const struct mlstage_proc_opts *opts, 
         .in_fd = null_fd,
         .out_fd = out_fd,
         .status_fd = status[1],
+        .go_fd = go[0],
         .new_session = new_session,
         .fd_limit = open_max > 0 && open_max < FD_SCAN_LIMIT ? (int)open_max : FD_SCAN_LIMIT,
     };
@@ -251,10 +280,22 @@ static int spawn(struct mlstage_ctx *ctx, const struct mlstage_proc_opts *opts, 
                                strerror(errno));
         goto done;
     }
-    if (child == 0)
+    if (child == 0) {
+        if (go[1] >= 0)
+            close(go[1]); /* so that the read sees EOF if we die before saying go */
         child_run(&l);
+    }
     close(status[1]);
     status[1] = -1;
+    if (!new_session) {
+        /* Also from here, so the group exists before anyone signals it. */
+        setpgid(child, child);
+        announce_group(ctx, child, 1);
+        while (write(go[1], "g", 1) < 0 && errno == EINTR)
+            ;
+        close(go[1]);
+        go[1] = -1;
+    }
     /* EOF: exec succeeded and closed the pipe; a record: it failed before. */
     do {
         n = read(status[0], &f, sizeof(f));
@@ -265,6 +306,8 @@ static int spawn(struct mlstage_ctx *ctx, const struct mlstage_proc_opts *opts, 
     }
     while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
         ;
+    if (!new_session)
+        announce_group(ctx, child, 0);
     if (f.stage == FAIL_EXEC)
         *exec_err = f.err;
     else if (f.stage == FAIL_CHDIR)
@@ -280,6 +323,10 @@ done:
         close(status[0]);
     if (status[1] >= 0)
         close(status[1]);
+    if (go[0] >= 0)
+        close(go[0]);
+    if (go[1] >= 0)
+        close(go[1]);
     env_free(&env);
     return rc;
 }
@@ -598,6 +645,7 @@ int mlstage_proc_run(struct mlstage_ctx *ctx, const struct mlstage_proc_opts *op
     } else {
         supervise(&st, pid, out[0], res);
         out[0] = -1; /* supervise closed it */
+        announce_group(ctx, pid, 0);
     }
     res->wall_s = now_mono() - start;
     res->tail = stream_tail(&st);

@@ -14,22 +14,14 @@
 
 #include <mlstage/error.h>
 
+#include "util.h"
+
 /*
  * 1 MiB: large enough that the syscall and EVP call overhead disappears
  * against the hashing itself (measured on par with `openssl dgst`), small
  * enough to keep the peak RSS far below what a 1 GiB model would need.
  */
 #define SHA256_CHUNK (1u << 20)
-
-static void to_hex(const unsigned char *md, char hex[MLSTAGE_SHA256_HEX_LEN + 1])
-{
-    static const char digits[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
-        hex[2 * i] = digits[md[i] >> 4];
-        hex[2 * i + 1] = digits[md[i] & 15];
-    }
-    hex[MLSTAGE_SHA256_HEX_LEN] = '\0';
-}
 
 static int errno_code(int e)
 {
@@ -38,24 +30,6 @@ static int errno_code(int e)
     if (e == ENOMEM)
         return MLSTAGE_ENOMEM;
     return MLSTAGE_EIO;
-}
-
-/* read() that survives signals; returns bytes read, 0 at end, -1 with errno. */
-static ssize_t read_full(int fd, unsigned char *p, size_t len)
-{
-    size_t got = 0;
-    while (got < len) {
-        ssize_t n = read(fd, p + got, len - got);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
-    return (ssize_t)got;
 }
 
 static int write_full(int fd, const unsigned char *p, size_t len)
@@ -123,7 +97,7 @@ static int hash_stream(int in, int out, char hex[MLSTAGE_SHA256_HEX_LEN + 1], ui
         rc = MLSTAGE_EINTERNAL;
         goto done;
     }
-    to_hex(md, hex);
+    hex_encode(md, 32, hex);
     if (size)
         *size = total;
     rc = 0;
@@ -161,7 +135,7 @@ void mlstage_sha256_buf(const void *data, size_t len, char hex[MLSTAGE_SHA256_HE
         fprintf(stderr, "mlstage: OpenSSL SHA-256 is unavailable\n");
         abort();
     }
-    to_hex(md, hex);
+    hex_encode(md, 32, hex);
 }
 
 static void fsync_parent(const char *path)

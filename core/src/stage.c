@@ -87,14 +87,26 @@ static json_object *jstr(const char *s)
     return s ? json_object_new_string(s) : NULL;
 }
 
-/* The declared secrets that are set, as name → value; each value masked from now on. */
-static json_object *read_secrets(json_object *declared)
+/*
+ * The declared secrets that are set, as name → value; each value masked
+ * from now on. In a dry run an unset one reads "<secret NAME is not set>":
+ * pull-request pipelines plan without their secrets.
+ */
+static json_object *read_secrets(json_object *declared, int dry_run)
 {
     json_object *secrets = json_object_new_object();
     size_t n = json_object_array_length(declared);
     for (size_t i = 0; i < n; i++) {
         const char *name = json_object_get_string(json_object_array_get_idx(declared, i));
         const char *value = getenv(name);
+        if ((!value || !*value) && dry_run) {
+            char ph[300];
+            snprintf(ph, sizeof(ph), "<secret %s is not set>", name);
+            log_msg(MLSTAGE_LOG_WARN, "secret %s is not set; this dry run uses a placeholder",
+                    name);
+            json_object_object_add(secrets, name, json_object_new_string(ph));
+            continue;
+        }
         if (!value || !*value)
             continue;
         mask_add(value);
@@ -231,7 +243,7 @@ int stage_run(const struct stage_opts *opts, struct task_manifest *task, struct 
         goto done;
 
     res->run_id = stage_new_run_id();
-    secrets = read_secrets(task->secrets);
+    secrets = read_secrets(task->secrets, opts->dry_run);
 
     char run_dir[PATH_MAX], outputs_dir[PATH_MAX];
     if (pathf(run_dir, sizeof(run_dir), "%s/.mlstage/runs/%s", opts->workspace, res->run_id) ||

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 int err_set(struct mls_err *err, int code, const char *fmt, ...)
 {
@@ -119,6 +120,34 @@ int pathf(char *out, size_t size, const char *fmt, ...)
     int n = vsnprintf(out, size, fmt, ap);
     va_end(ap);
     return n < 0 || (size_t)n >= size ? MLSTAGE_EINPUT : 0;
+}
+
+ssize_t read_full(int fd, void *buf, size_t len)
+{
+    unsigned char *p = buf;
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = read(fd, p + got, len - got);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    return (ssize_t)got;
+}
+
+void hex_encode(const unsigned char *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
 }
 
 double now_mono(void)

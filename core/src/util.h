@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <mlstage/error.h>
 #include <mlstage/export.h>
@@ -41,6 +42,12 @@ void buf_free(struct buf *b);
  * MLSTAGE_EINPUT when the result did not fit (a path longer than PATH_MAX).
  */
 int pathf(char *out, size_t size, const char *fmt, ...) MLSTAGE_PRINTF(3, 4);
+
+/* read() until `len` bytes, end of file or an error; survives EINTR. Returns bytes read or -1. */
+ssize_t read_full(int fd, void *buf, size_t len);
+
+/* Lowercase hex of `n` bytes into `out` (2n + 1 bytes, NUL-terminated). */
+void hex_encode(const unsigned char *in, size_t n, char *out);
 
 /* Seconds on the monotonic clock. */
 double now_mono(void);

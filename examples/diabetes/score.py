@@ -117,13 +117,21 @@ def main(argv):
     args = p.parse_args(argv)
     est, meta = load(args.model)
     httpd = ThreadingHTTPServer((args.host, args.port), make_handler(est, meta))
-    signal.signal(signal.SIGTERM, lambda *_: (httpd.shutdown(), sys.exit(0)))
+
+    def stop(*_):
+        # Raised in the thread running serve_forever, which it leaves; httpd.shutdown() here
+        # would wait for that same thread to finish and never return.
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
     host, port = httpd.server_address[:2]
     print(f"listening on http://{host}:{port}", flush=True)
     try:
         httpd.serve_forever()
     except KeyboardInterrupt:
         pass
+    finally:
+        httpd.server_close()
     return 0
 
 

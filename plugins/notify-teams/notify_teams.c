@@ -154,7 +154,9 @@ static int webhook_url_check(struct mlstage_ctx *ctx, const char *url)
 static int decision_of(struct mlstage_ctx *ctx, enum card_decision *out)
 {
     const char *decision = mlstage_input_string(ctx, "decision", NULL);
-    json_object *promote = mlstage_input(ctx, "promote");
+    /* A dry run of a pipeline does not know the decision yet. */
+    json_object *promote =
+        mlstage_input_pending(ctx, "promote") ? NULL : mlstage_input(ctx, "promote");
     enum card_decision from_decision = CARD_DECISION_NONE, from_promote = CARD_DECISION_NONE;
     if (decision)
         from_decision = strcmp(decision, "promote") == 0  ? CARD_DECISION_PROMOTE
@@ -354,7 +356,9 @@ static int facts_gather(struct mlstage_ctx *ctx, struct card_facts *f, struct no
     f->approval_url = mlstage_input_string(ctx, "approval_url", NULL);
     f->max_metrics = (size_t)mlstage_input_int(ctx, "max_metrics", 25);
     if ((rc = decision_of(ctx, &f->decision)) != 0 ||
-        (rc = metrics_read(ctx, mlstage_input(ctx, "metrics"), &n->metrics)) != 0 ||
+        (rc = metrics_read(
+             ctx, mlstage_input_pending(ctx, "metrics") ? NULL : mlstage_input(ctx, "metrics"),
+             &n->metrics)) != 0 ||
         (rc = mention_of(ctx, &f->mention_id, &n->mention_name)) != 0 ||
         (rc = git_facts(ctx, f, n)) != 0 || (rc = run_facts(ctx, f, n)) != 0)
         return rc;
@@ -491,7 +495,12 @@ static int notify_run(struct mlstage_ctx *ctx)
     const char *url = mlstage_input_string(ctx, "webhook_url", "");
     /* Masked from here on even when the manifest did not pass it through `secrets:`. */
     mlstage_secret_register(ctx, url);
-    if ((rc = webhook_url_check(ctx, url)) != 0 || (rc = facts_gather(ctx, &facts, &n)) != 0)
+    /* A dry run without the secret (a pull request's) still shows the card. */
+    if (mlstage_input_pending(ctx, "webhook_url"))
+        mlstage_plan(ctx, "webhook_url is not known in this dry run (its secret is not set)");
+    else if ((rc = webhook_url_check(ctx, url)) != 0)
+        goto done;
+    if ((rc = facts_gather(ctx, &facts, &n)) != 0)
         goto done;
     if ((rc = card_fit(&facts, &envelope, &text, &len, &cuts)) != 0) {
         if (rc == MLSTAGE_EFAIL)

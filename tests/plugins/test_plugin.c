@@ -16,8 +16,8 @@ static const char schema[] =
     "\"properties\": {"
     "  \"mode\": {\"type\": \"string\", \"enum\": [\"ok\", \"outputs\", \"artifacts\", \"crash\","
     "            \"abort\", \"hang\", \"hang-ignore-term\", \"fail\", \"secret\", \"exit\","
-    "            \"plan\", \"subprocess\", \"print\", \"noop\","
-    "            \"artifact-path\"]},"
+    "            \"plan\", \"subprocess\", \"subprocess-hang\", \"subprocess-crash\","
+    "            \"print\", \"noop\", \"artifact-path\"]},"
     "  \"count\": {\"type\": \"integer\", \"minimum\": 0, \"maximum\": 100, \"default\": 1},"
     "  \"label\": {\"type\": \"string\", \"default\": \"x\"},"
     "  \"secret_name\": {\"type\": \"string\"},"
@@ -106,6 +106,24 @@ static int run_subprocess(struct mlstage_ctx *ctx)
     return 0;
 }
 
+/* Runs a command that records its pid in `value` and then outlives any timeout. */
+static int run_subprocess_hang(struct mlstage_ctx *ctx, int crash)
+{
+    char *env[] = {NULL, NULL};
+    char var[4200];
+    snprintf(var, sizeof(var), "TP_PIDFILE=%s", mlstage_input_string(ctx, "value", "pid"));
+    env[0] = var;
+    struct mlstage_proc_opts opts = {
+        .shell = crash ? "echo $$ > \"$TP_PIDFILE\"; echo started; kill -SEGV $PPID; exec sleep 300"
+                       : "echo $$ > \"$TP_PIDFILE\"; echo started; exec sleep 300",
+        .env = (const char *const *)env,
+    };
+    struct mlstage_proc_result res = {0};
+    int rc = mlstage_proc_run(ctx, &opts, &res);
+    mlstage_proc_result_free(&res);
+    return rc;
+}
+
 static int test_run(struct mlstage_ctx *ctx)
 {
     const char *mode = mlstage_input_string(ctx, "mode", "ok");
@@ -158,6 +176,8 @@ static int test_run(struct mlstage_ctx *ctx)
         return 0;
     if (strcmp(mode, "artifact-path") == 0)
         return mlstage_artifact_add(ctx, mlstage_input_string(ctx, "value", ""), NULL);
+    if (strcmp(mode, "subprocess-hang") == 0 || strcmp(mode, "subprocess-crash") == 0)
+        return run_subprocess_hang(ctx, strcmp(mode, "subprocess-crash") == 0);
     if (strcmp(mode, "print") == 0) {
         for (int64_t i = 0; i < mlstage_input_int(ctx, "count", 1); i++)
             printf("printed line %lld\n", (long long)i);

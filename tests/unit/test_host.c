@@ -1,8 +1,10 @@
 /* test_host.c — the plugin host through the real binary: loading, ABI, crashes, hangs, outputs, CI
  * syntax. */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -196,6 +198,81 @@ static void test_timeout_kills_a_plugin_that_ignores_sigterm(void)
     CU_ASSERT_TRUE(res.wall_s < 20);
     tu_cmd_free(&res);
     free(m);
+}
+
+/* Non-zero once `pid` has ended (a zombie waiting for init to reap it counts as ended). */
+static int process_gone(pid_t pid)
+{
+    for (int i = 0; i < 500; i++) { /* hang guard: 10 s */
+        if (kill(pid, 0) != 0)
+            return 1;
+        char *path = tu_fmt("/proc/%ld/stat", (long)pid);
+        char *stat = tu_read(path, NULL);
+        free(path);
+        char *close_paren = stat ? strrchr(stat, ')') : NULL;
+        int zombie = close_paren && close_paren[1] == ' ' && close_paren[2] == 'Z';
+        free(stat);
+        if (zombie)
+            return 1;
+        usleep(20000);
+    }
+    return 0;
+}
+
+static pid_t pid_from(const char *pidfile)
+{
+    char *text = tu_read(pidfile, NULL);
+    pid_t pid = text ? (pid_t)atol(text) : 0;
+    free(text);
+    return pid;
+}
+
+static void test_timeout_also_stops_the_command_a_plugin_runs(void)
+{
+    setup();
+    char *pidfile = tu_fmt("%s/command.pid", ws);
+    char *body = tu_fmt("task: hang\nplugin: test-plugin\ntimeout: 1s\nkill_grace: 1s\n"
+                        "inputs:\n  mode: subprocess-hang\n  value: %s\n",
+                        pidfile);
+    char *m = manifest("hangcmd", body);
+    struct tu_cmd res;
+    run((const char *[]){"run", m, NULL}, NULL, &res);
+    TU_ASSERT_EXIT(&res, 124);
+    TU_ASSERT_CONTAINS(res.err, "started");
+    pid_t pid = pid_from(pidfile);
+    CU_ASSERT_TRUE_FATAL(pid > 1);
+    int gone = process_gone(pid);
+    if (!gone)
+        kill(pid, SIGKILL);
+    CU_ASSERT_TRUE(gone);
+    tu_cmd_free(&res);
+    free(m);
+    free(body);
+    free(pidfile);
+}
+
+static void test_a_crashing_plugin_does_not_leave_its_command_running(void)
+{
+    setup();
+    char *pidfile = tu_fmt("%s/command.pid", ws);
+    char *body = tu_fmt("task: crash\nplugin: test-plugin\nkill_grace: 1s\n"
+                        "inputs:\n  mode: subprocess-crash\n  value: %s\n",
+                        pidfile);
+    char *m = manifest("crashcmd", body);
+    struct tu_cmd res;
+    run((const char *[]){"run", m, NULL}, NULL, &res);
+    TU_ASSERT_EXIT(&res, 70);
+    TU_ASSERT_CONTAINS(res.err, "SIGSEGV");
+    pid_t pid = pid_from(pidfile);
+    CU_ASSERT_TRUE_FATAL(pid > 1);
+    int gone = process_gone(pid);
+    if (!gone)
+        kill(pid, SIGKILL);
+    CU_ASSERT_TRUE(gone);
+    tu_cmd_free(&res);
+    free(m);
+    free(body);
+    free(pidfile);
 }
 
 static void test_wrong_abi_is_refused_with_exit_3(void)
@@ -509,11 +586,12 @@ static void test_validate_checks_inputs_without_running(void)
 }
 
 /*
- * The agent reads git in a background thread. A plugin child forked while that thread held a
- * lock (OpenSSL's, initialised by libgit2 through libssh2; the allocator's) inherited it held
- * forever and hung at its first hash: 1 to 5 runs in 100 inside a real repository (this source
- * tree), more under the sanitizers. The race has no hook to widen it, so this runs the child's
- * hashing 200 times from the source tree: with the bug, a hang is all but certain.
+ * The agent reads git in the background while it starts the plugin. When that was a thread,
+ * a plugin child forked while it held a lock (OpenSSL's, initialised by libgit2 through
+ * libssh2; the allocator's) inherited the lock held forever and hung at its first hash: 1 to
+ * 5 runs in 100 inside a real repository (this source tree), more under the sanitizers. The
+ * race has no hook to widen it, so this runs the child's hashing 200 times from the source
+ * tree: with a thread back in the agent at fork time, a hang is all but certain.
  */
 static void test_plugin_child_never_inherits_a_half_initialised_library(void)
 {
@@ -559,6 +637,10 @@ int main(int argc, char **argv)
         {"timeout stops a hanging plugin with 124", test_timeout_stops_a_hanging_plugin_with_124},
         {"timeout kills a plugin that ignores SIGTERM",
          test_timeout_kills_a_plugin_that_ignores_sigterm},
+        {"timeout also stops the command a plugin runs",
+         test_timeout_also_stops_the_command_a_plugin_runs},
+        {"a crashing plugin does not leave its command running",
+         test_a_crashing_plugin_does_not_leave_its_command_running},
         {"wrong ABI is refused with exit 3", test_wrong_abi_is_refused_with_exit_3},
         {"unloadable plugins exit 3", test_unloadable_plugins_exit_3},
         {"invalid input exits 2 with the manifest position",

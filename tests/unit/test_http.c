@@ -482,6 +482,49 @@ static void test_plain_http_to_a_non_loopback_host_is_refused_offline(void)
     ctx_free(ctx);
 }
 
+/* IMDS is plain http on a link-local address: allowed, but only that one address. Checked in
+ * a dry run, so nothing is sent to it. */
+static void test_plain_http_to_the_metadata_address_only_is_allowed(void)
+{
+    struct mlstage_ctx *ctx = ctx_new();
+    ctx->dry_run = 1;
+    CU_ASSERT_TRUE(http_host_is_metadata("169.254.169.254"));
+    CU_ASSERT_FALSE(http_host_is_metadata("169.254.169.253"));
+    CU_ASSERT_FALSE(http_host_is_metadata("169.254.169.254.nip.io"));
+    CU_ASSERT_FALSE(http_host_is_metadata(NULL));
+    struct mlstage_http_request ok = {
+        .method = "POST", .url = "http://169.254.169.254/metadata/identity/oauth2/token"};
+    struct mlstage_http_response *resp = NULL;
+    CU_ASSERT_EQUAL(mlstage_http_send(ctx, &ok, &resp), 0);
+    CU_ASSERT_EQUAL(resp ? resp->planned : 0, 1);
+    mlstage_http_response_free(resp);
+    const char *refused[] = {"http://169.254.169.253/metadata", "http://169.254.1.1/", NULL};
+    for (const char *const *u = refused; *u; u++) {
+        struct mlstage_http_request req = {.method = "POST", .url = *u};
+        resp = NULL;
+        CU_ASSERT_EQUAL(mlstage_http_send(ctx, &req, &resp), MLSTAGE_EINPUT);
+        CU_ASSERT_PTR_NULL(resp);
+    }
+    TU_ASSERT_CONTAINS(mlstage_error_message(ctx), "169.254.169.254");
+    ctx_free(ctx);
+}
+
+/* A probe's short connect timeout still lets a live server answer normally. */
+static void test_a_short_connect_timeout_reaches_a_live_server(void)
+{
+    struct fixture fx;
+    fx_init(&fx);
+    httpd_push_response(fx.server, 200, NULL, "here");
+    char *url = httpd_url(fx.server, "/probe");
+    struct mlstage_http_request req = {.method = "GET", .url = url, .max_attempts = 1};
+    struct mlstage_http_response *resp = NULL;
+    CU_ASSERT_EQUAL(http_send_connect(fx.ctx, &req, 0.3, &resp), 0);
+    CU_ASSERT_EQUAL(resp ? resp->status : 0, 200);
+    mlstage_http_response_free(resp);
+    free(url);
+    fx_done(&fx);
+}
+
 static void test_loopback_hosts_are_recognised_exactly(void)
 {
     CU_ASSERT_TRUE(http_host_is_loopback("127.0.0.1"));
@@ -1039,6 +1082,10 @@ int main(int argc, char **argv)
         {"plain http to a non-loopback host is refused offline",
          test_plain_http_to_a_non_loopback_host_is_refused_offline},
         {"loopback hosts are recognised exactly", test_loopback_hosts_are_recognised_exactly},
+        {"plain http to the metadata address only is allowed",
+         test_plain_http_to_the_metadata_address_only_is_allowed},
+        {"a short connect timeout reaches a live server",
+         test_a_short_connect_timeout_reaches_a_live_server},
         {"malformed requests are input errors and not sent",
          test_malformed_requests_are_input_errors_and_not_sent},
         {"redact_url hides SAS and OAuth values", test_redact_url_hides_sas_and_oauth_values},

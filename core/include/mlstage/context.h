@@ -50,6 +50,15 @@ MLSTAGE_API double mlstage_input_double(const struct mlstage_ctx *ctx, const cha
                                         double dflt);
 MLSTAGE_API int mlstage_input_bool(const struct mlstage_ctx *ctx, const char *key, int dflt);
 
+/*
+ * Non-zero in a dry run when input `key` holds a placeholder for a value
+ * the dry run does not have: an earlier stage's output it did not produce
+ * ("<stages.train.outputs.model_dir>") or a declared secret that is not set
+ * ("<secret NAME is not set>"). The core validates such inputs leniently;
+ * a plugin should plan with them rather than parse or check them.
+ */
+MLSTAGE_API int mlstage_input_pending(const struct mlstage_ctx *ctx, const char *key);
+
 /* ---- secrets ----------------------------------------------------------- */
 
 /*

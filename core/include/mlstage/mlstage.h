@@ -11,5 +11,6 @@
 #include <mlstage/http.h>
 #include <mlstage/fs.h>
 #include <mlstage/registry.h>
+#include <mlstage/azure.h>
 
 #endif

@@ -31,11 +31,11 @@ MLSTAGE_API void mlstage_registry_close(struct mlstage_registry *reg);
 
 struct mlstage_model_spec {
     const char *name;
-    const char *path;          /* a folder (taken recursively) or one file */
-    json_object *metrics;      /* object or NULL; borrowed */
-    json_object *params;       /* object or NULL; borrowed */
-    json_object *tags;         /* object of strings or NULL; provenance tags are added */
-    const char *description;   /* or NULL */
+    const char *path;        /* a folder (taken recursively) or one file */
+    json_object *metrics;    /* object or NULL; borrowed */
+    json_object *params;     /* object or NULL; borrowed */
+    json_object *tags;       /* object of strings or NULL; provenance tags are added */
+    const char *description; /* or NULL */
 };
 
 /*

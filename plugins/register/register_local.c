@@ -1,0 +1,89 @@
+/* register_local.c — the local backend of register: the embedded registry under .mlstage/registry.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "register.h"
+
+static const char *str_of(json_object *o, const char *key)
+{
+    json_object *v = NULL;
+    return json_object_object_get_ex(o, key, &v) && v ? json_object_get_string(v) : NULL;
+}
+
+static char *strf(const char *fmt, ...) MLSTAGE_PRINTF(1, 2);
+static char *strf(const char *fmt, ...)
+{
+    va_list ap;
+    char *s = NULL;
+    va_start(ap, fmt);
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    return s;
+}
+
+static int local_create_version(struct mlstage_ctx *ctx, const struct register_request *req,
+                                struct register_result *res)
+{
+    struct mlstage_registry *reg = NULL;
+    struct mlstage_model_spec spec = {
+        .name = req->model,
+        .path = req->model_dir,
+        .metrics = req->metrics,
+        .params = req->params,
+        .tags = req->tags,
+        .description = req->description,
+    };
+    json_object *planned = NULL;
+    int rc = mlstage_registry_open(ctx, &reg);
+    if (rc)
+        return rc;
+    rc = mlstage_registry_register(reg, &spec, &res->doc, &res->existed);
+    mlstage_registry_close(reg);
+    if (rc)
+        return rc;
+    res->version = json_object_get_int(json_object_object_get(res->doc, "version"));
+    res->planned = json_object_object_get_ex(res->doc, "planned", &planned) &&
+                   json_object_get_boolean(planned);
+    snprintf(res->digest, sizeof(res->digest), "%s",
+             str_of(res->doc, "digest") ? str_of(res->doc, "digest") : "");
+    res->uri = strf("mlstage://registry/%s/%d", req->model, res->version);
+    /* A planned version has no folder yet; registry.h documents where it will be. */
+    res->path = str_of(res->doc, "path")
+                    ? strdup(str_of(res->doc, "path"))
+                    : strf("%s/.mlstage/registry/%s/%d/files", mlstage_workspace_dir(ctx),
+                           req->model, res->version);
+    if (!res->uri || !res->path)
+        return mlstage_error_set(ctx, MLSTAGE_ENOMEM, "out of memory");
+    return 0;
+}
+
+static int local_set_alias(struct mlstage_ctx *ctx, const struct register_request *req,
+                           struct register_result *res)
+{
+    struct mlstage_registry *reg = NULL;
+    int rc;
+    res->alias_previous = 0;
+    if (res->planned) {
+        /* The registry cannot plan an alias to a version that does not exist yet. */
+        mlstage_plan(ctx, "set alias %s of model %s to version %d", req->alias, req->model,
+                     res->version);
+        return 0;
+    }
+    rc = mlstage_registry_open(ctx, &reg);
+    if (rc)
+        return rc;
+    rc =
+        mlstage_registry_set_alias(reg, req->model, req->alias, res->version, &res->alias_previous);
+    mlstage_registry_close(reg);
+    return rc;
+}
+
+const struct register_backend register_local_backend = {
+    .name = "local",
+    .create_version = local_create_version,
+    .set_alias = local_set_alias,
+};
