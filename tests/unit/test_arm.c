@@ -622,6 +622,27 @@ static void test_without_credentials_nothing_is_sent_and_the_error_is_eauth(void
     fx_done(&fx);
 }
 
+static void test_the_endpoint_is_the_one_requests_go_to(void)
+{
+    struct fixture fx;
+    fx_init(&fx);
+    /* The fixture points MLSTAGE_ARM_ENDPOINT at its server: that is what a plugin is told. */
+    char *e = mlstage_arm_endpoint(fx.ctx);
+    CU_ASSERT_STRING_EQUAL(e, fx.base);
+    free(e);
+    char *slash = tu_fmt("%s//", fx.base);
+    setenv("MLSTAGE_ARM_ENDPOINT", slash, 1);
+    e = mlstage_arm_endpoint(fx.ctx);
+    CU_ASSERT_STRING_EQUAL(e, fx.base); /* trailing '/' dropped, as in the request URLs */
+    free(e);
+    free(slash);
+    unsetenv("MLSTAGE_ARM_ENDPOINT");
+    e = mlstage_arm_endpoint(fx.ctx);
+    CU_ASSERT_STRING_EQUAL(e, "https://management.azure.com");
+    free(e);
+    fx_done(&fx);
+}
+
 static void test_a_success_with_a_body_that_is_not_json_is_an_error(void)
 {
     struct fixture fx;
@@ -674,6 +695,7 @@ int main(int argc, char **argv)
          test_without_credentials_nothing_is_sent_and_the_error_is_eauth},
         {"a success with a body that is not JSON is an error",
          test_a_success_with_a_body_that_is_not_json_is_an_error},
+        {"the endpoint is the one requests go to", test_the_endpoint_is_the_one_requests_go_to},
         {NULL, NULL}};
     return tu_main(argc, argv, "azure resource manager", tests);
 }

@@ -409,6 +409,12 @@ static char *body_string(json_object *body, size_t *len)
     return s;
 }
 
+char *mlstage_arm_endpoint(const struct mlstage_ctx *ctx)
+{
+    (void)ctx;
+    return arm_endpoint();
+}
+
 int mlstage_arm_request(struct mlstage_ctx *ctx, const char *method, const char *path,
                         const char *api_version, json_object *body, long *status,
                         json_object **response)
