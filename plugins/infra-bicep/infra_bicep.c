@@ -48,7 +48,8 @@ static const char infra_schema[] =
     "    \"description\": \"seconds to wait for a long-running operation\"}"
     "}}";
 
-static const struct infra_backend *const backends[] = {&infra_local_backend};
+static const struct infra_backend *const backends[] = {&infra_local_backend,
+                                                       &infra_azureml_backend};
 #define N_BACKENDS (sizeof(backends) / sizeof(backends[0]))
 
 /* ---- shared helpers ----------------------------------------------------------- */
@@ -192,7 +193,7 @@ static int pick_backend(struct mlstage_ctx *ctx, const struct infra_backend **ou
         }
     }
     return mlstage_error_set(ctx, MLSTAGE_EINPUT,
-                             "the infra-bicep plugin has no %s backend (it has: local)", name);
+                             "the infra-bicep plugin has no %s backend (local, azureml)", name);
 }
 
 /* The deployment's tags: the manifest's, then the provenance tags, which always win. */
@@ -251,6 +252,15 @@ static int infra_run(struct mlstage_ctx *ctx)
     memset(&job, 0, sizeof(job));
     if ((rc = pick_backend(ctx, &backend)) != 0 || (rc = job_inputs(ctx, &job)) != 0)
         goto done;
+    /* A pipeline's dry run may not have the files an earlier stage would make: plan instead. */
+    if (mlstage_input_pending(ctx, "template") || mlstage_input_pending(ctx, "parameters")) {
+        mlstage_plan(ctx, "%s: check %s with %s, then %s with the %s backend", job.deployment_name,
+                     mlstage_input_string(ctx, "template", ""),
+                     mlstage_input_string(ctx, "parameters", "no parameter file"), job.mode_name,
+                     backend->name);
+        rc = mlstage_output_set(ctx, "deployment_name", job.deployment_name);
+        goto done;
+    }
     /* Offline first, whatever the backend: nothing is sent for a template that cannot work. */
     if ((rc = infra_template_load(ctx, mlstage_input_string(ctx, "template", ""), &job.tmpl)) ||
         (rc = infra_params_bind(ctx, &job, mlstage_input_string(ctx, "parameters", NULL),

@@ -7,8 +7,6 @@
 
 /* Microsoft.Resources/deployments, the contract in reference/azure/arm/. */
 #define INFRA_DEPLOYMENTS_API "2025-04-01"
-/* What the local backend prints as the Resource Manager endpoint of the request. */
-#define INFRA_ARM_DEFAULT_ENDPOINT "https://management.azure.com"
 
 enum infra_mode { INFRA_VALIDATE, INFRA_WHAT_IF, INFRA_DEPLOY };
 
@@ -54,6 +52,7 @@ struct infra_backend {
 };
 
 extern const struct infra_backend infra_local_backend;
+extern const struct infra_backend infra_azureml_backend;
 
 /* ---- infra_bicep.c: what the other files share ---------------------------- */
 
@@ -167,10 +166,12 @@ const char *infra_request_method(const struct infra_job *job);
 json_object *infra_request_body(const struct infra_job *job, int redact);
 
 /*
- * Prints the request (method, URL on `endpoint`, headers, body with secure values
- * redacted) and writes it to <outputs>/deployment-request.json, declared as an artefact.
+ * Prints the request at `level` (method, URL on the core's Resource Manager endpoint,
+ * headers, body with secure values redacted) and writes it to
+ * <outputs>/deployment-request.json, declared as an artefact and published as request_file.
  */
-int infra_request_print(struct mlstage_ctx *ctx, const struct infra_job *job, const char *endpoint);
+int infra_request_print(struct mlstage_ctx *ctx, const struct infra_job *job,
+                        enum mlstage_log_level level);
 
 /*
  * Prints the resources the template declares (type, apiVersion, name expression, condition)

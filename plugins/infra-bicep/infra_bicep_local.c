@@ -15,7 +15,7 @@ static int local_run(struct mlstage_ctx *ctx, const struct infra_job *job)
     int rc = infra_report_template(ctx, job);
     if (rc)
         return rc;
-    if ((rc = infra_request_print(ctx, job, INFRA_ARM_DEFAULT_ENDPOINT)) != 0)
+    if ((rc = infra_request_print(ctx, job, MLSTAGE_LOG_INFO)) != 0)
         return rc;
     mlstage_info(ctx, "offline check passed: run with --backend azureml to %s %s",
                  job->mode == INFRA_DEPLOY    ? "deploy"

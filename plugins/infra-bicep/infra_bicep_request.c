@@ -118,28 +118,33 @@ void infra_log_lines(struct mlstage_ctx *ctx, enum mlstage_log_level level, cons
     }
 }
 
-int infra_request_print(struct mlstage_ctx *ctx, const struct infra_job *job, const char *endpoint)
+int infra_request_print(struct mlstage_ctx *ctx, const struct infra_job *job,
+                        enum mlstage_log_level level)
 {
     char *path = infra_request_path(job, 1), *url = NULL, *file = NULL, *title = NULL;
+    char *endpoint = mlstage_arm_endpoint(ctx);
     json_object *body = infra_request_body(job, 1), *doc = json_object_new_object();
     json_object *headers = json_object_new_object();
     int rc = 0;
-    if (!path || asprintf(&url, "%s%s?api-version=%s", endpoint, path, INFRA_DEPLOYMENTS_API) < 0 ||
+    if (!path || !endpoint ||
+        asprintf(&url, "%s%s?api-version=%s", endpoint, path, INFRA_DEPLOYMENTS_API) < 0 ||
         asprintf(&file, "%s/deployment-request.json", mlstage_outputs_dir(ctx)) < 0 ||
         asprintf(&title, "the %s request (secure values shown as ***)", job->mode_name) < 0) {
         rc = mlstage_error_set(ctx, MLSTAGE_ENOMEM, "out of memory");
         goto done;
     }
-    mlstage_group_begin(ctx, title);
-    mlstage_info(ctx, "%s %s", infra_request_method(job), url);
-    mlstage_info(ctx, "Authorization: Bearer <token for %s/.default>", endpoint);
-    mlstage_info(ctx, "Content-Type: application/json");
-    mlstage_info(ctx, "%s", "");
-    infra_log_lines(ctx, MLSTAGE_LOG_INFO,
+    if (level <= MLSTAGE_LOG_INFO)
+        mlstage_group_begin(ctx, title);
+    mlstage_log(ctx, level, "%s %s", infra_request_method(job), url);
+    mlstage_log(ctx, level, "Authorization: Bearer <token for %s/.default>", endpoint);
+    mlstage_log(ctx, level, "Content-Type: application/json");
+    mlstage_log(ctx, level, "%s", "");
+    infra_log_lines(ctx, level,
                     json_object_to_json_string_ext(body, JSON_C_TO_STRING_PRETTY |
                                                              JSON_C_TO_STRING_SPACED |
                                                              JSON_C_TO_STRING_NOSLASHESCAPE));
-    mlstage_group_end(ctx);
+    if (level <= MLSTAGE_LOG_INFO)
+        mlstage_group_end(ctx);
 
     json_object_object_add(headers, "Content-Type", json_object_new_string("application/json"));
     json_object_object_add(doc, "method", json_object_new_string(infra_request_method(job)));
@@ -160,6 +165,7 @@ done:
     free(url);
     free(file);
     free(title);
+    free(endpoint);
     return rc;
 }
 
