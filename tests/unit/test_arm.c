@@ -623,7 +623,8 @@ static void test_without_credentials_nothing_is_sent_and_the_error_is_eauth(void
     int rc = mlstage_arm_request(fx.ctx, "GET", RG, "2024-03-01", NULL, NULL, NULL);
     CU_ASSERT_EQUAL(rc, MLSTAGE_EAUTH);
     CU_ASSERT_EQUAL(httpd_request_count(fx.arm), 0);
-    TU_ASSERT_CONTAINS(mlstage_error_message(fx.ctx), "no Azure token for https://management.azure.com/.default");
+    TU_ASSERT_CONTAINS(mlstage_error_message(fx.ctx),
+                       "no Azure token for https://management.azure.com/.default");
     fx_done(&fx);
 }
 
