@@ -30,8 +30,9 @@ struct binding {
     struct infra_problems pr;
     struct given *given;
     size_t n_given;
-    char *text;      /* the parameter file's bytes, for line numbers; owned */
-    int params_line; /* the line of its "parameters" member */
+    char *text;                  /* the parameter file's bytes, for line numbers; owned */
+    int params_line, params_col; /* where its "parameters" member is */
+    int out_of_memory;
 };
 
 static const char *decl_type(json_object *decl)
@@ -87,6 +88,7 @@ static void give(struct binding *b, const char *name, json_object *entry, const 
     }
     struct given *grown = realloc(b->given, (b->n_given + 1) * sizeof(*grown));
     if (!grown) {
+        b->out_of_memory = 1;
         json_object_put(entry);
         return;
     }
@@ -117,7 +119,7 @@ static int read_file(struct binding *b, const char *shown, const char *path)
                       "\"contentVersion\", \"parameters\": {\"name\": {\"value\": ...}}}");
         goto done;
     }
-    b->params_line = infra_find_key(text, NULL, "parameters", NULL);
+    b->params_line = infra_find_key(text, NULL, "parameters", &b->params_col);
     if (!infra_get_ci(doc, "$schema") || !infra_get_ci(doc, "contentVersion"))
         mlstage_log_issue(b->ctx, MLSTAGE_LOG_WARN, shown, 1, 1,
                           "no \"$schema\" or \"contentVersion\": expected a deployment parameter "
@@ -362,6 +364,10 @@ int infra_params_bind(struct mlstage_ctx *ctx, struct infra_job *job, const char
             give(&b, name, entry, &at);
         }
     }
+    if (b.out_of_memory) {
+        rc = mlstage_error_set(ctx, MLSTAGE_ENOMEM, "out of memory");
+        goto done;
+    }
     /* Secrets first: a problem message below must never be the first to print one. */
     for (size_t i = 0; i < b.n_given; i++)
         if (infra_type_is_secure(decl_type(b.given[i].decl)))
@@ -387,7 +393,7 @@ int infra_params_bind(struct mlstage_ctx *ctx, struct infra_job *job, const char
                 infra_problems_about(&b.pr, name))
                 continue;
             if (params_path)
-                infra_problem(&b.pr, params_path, b.params_line, b.params_line ? 3 : 0, name,
+                infra_problem(&b.pr, params_path, b.params_line, b.params_col, name,
                               "parameter '%s' has no value: %s does not give it, nor does "
                               "inputs.parameter_values, and %s declares no defaultValue",
                               name, params_path, b.template_shown);
