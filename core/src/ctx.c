@@ -388,6 +388,13 @@ int mlstage_dry_run(const struct mlstage_ctx *ctx)
 {
     return ctx->dry_run;
 }
+double mlstage_time_left(const struct mlstage_ctx *ctx)
+{
+    if (ctx->deadline <= 0)
+        return -1;
+    double left = ctx->deadline - now_mono();
+    return left > 0 ? left : 0;
+}
 json_object *ctx_git(struct mlstage_ctx *ctx)
 {
     pthread_mutex_lock(&ctx->lock);

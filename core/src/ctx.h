@@ -19,6 +19,7 @@ struct mlstage_ctx {
     char *manifest_path;
     char *backend;
     int dry_run;
+    double deadline;      /* now_mono() when the stage's timeout fires; 0: no timeout */
     json_object *inputs;  /* validated, defaults applied */
     json_object *secrets; /* declared name → value (set ones only) */
     json_object *git;     /* or NULL; read through ctx_git() */

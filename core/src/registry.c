@@ -264,17 +264,17 @@ struct file_entry {
     char *abs;
 };
 
-static int collect_files(struct mlstage_registry *reg, const char *base, const char *rel,
+static int collect_files(struct mlstage_ctx *ctx, const char *base, const char *rel,
                          struct file_entry **files, size_t *n)
 {
     char path[PATH_MAX];
     if (pathf(path, sizeof(path), "%s%s%s", base, *rel ? "/" : "", rel) != 0)
-        return mlstage_error_set(reg->ctx, MLSTAGE_EINPUT, "path too long under %s", base);
+        return mlstage_error_set(ctx, MLSTAGE_EINPUT, "path too long under %s", base);
     struct stat st;
     if (lstat(path, &st) != 0)
-        return mlstage_error_set(reg->ctx, MLSTAGE_EIO, "%s: %s", path, strerror(errno));
+        return mlstage_error_set(ctx, MLSTAGE_EIO, "%s: %s", path, strerror(errno));
     if (S_ISLNK(st.st_mode))
-        return mlstage_error_set(reg->ctx, MLSTAGE_EINPUT,
+        return mlstage_error_set(ctx, MLSTAGE_EINPUT,
                                  "%s is a symbolic link: a model version holds real files only",
                                  path);
     if (S_ISREG(st.st_mode)) {
@@ -285,12 +285,11 @@ static int collect_files(struct mlstage_registry *reg, const char *base, const c
         return 0;
     }
     if (!S_ISDIR(st.st_mode))
-        return mlstage_error_set(reg->ctx, MLSTAGE_EINPUT, "%s is not a regular file or folder",
-                                 path);
+        return mlstage_error_set(ctx, MLSTAGE_EINPUT, "%s is not a regular file or folder", path);
     struct dirent **names = NULL;
     int count = scandir(path, &names, NULL, alphasort);
     if (count < 0)
-        return mlstage_error_set(reg->ctx, MLSTAGE_EIO, "%s: %s", path, strerror(errno));
+        return mlstage_error_set(ctx, MLSTAGE_EIO, "%s: %s", path, strerror(errno));
     int rc = 0;
     for (int i = 0; i < count; i++) {
         const char *fn = names[i]->d_name;
@@ -300,9 +299,9 @@ static int collect_files(struct mlstage_registry *reg, const char *base, const c
         if (!skip && rc == 0) {
             char sub[PATH_MAX];
             if (pathf(sub, sizeof(sub), "%s%s%s", rel, *rel ? "/" : "", fn) != 0)
-                rc = mlstage_error_set(reg->ctx, MLSTAGE_EINPUT, "path too long under %s", path);
+                rc = mlstage_error_set(ctx, MLSTAGE_EINPUT, "path too long under %s", path);
             else
-                rc = collect_files(reg, base, sub, files, n);
+                rc = collect_files(ctx, base, sub, files, n);
         }
         free(names[i]);
     }
@@ -404,14 +403,14 @@ static void add_all(json_object *dst, json_object *src)
 }
 
 /* Hashes files without copying them (dry runs): the digest tells whether it would be new. */
-static int hash_only(struct mlstage_registry *reg, struct file_entry *files, size_t n,
-                     json_object *list, struct buf *manifest)
+static int hash_only(struct mlstage_ctx *ctx, struct file_entry *files, size_t n, json_object *list,
+                     struct buf *manifest, int with_abs)
 {
     for (size_t i = 0; i < n; i++) {
         char hex[MLSTAGE_SHA256_HEX_LEN + 1];
         uint64_t size = 0;
         if (mlstage_sha256_file(files[i].abs, hex, &size) != 0)
-            return mlstage_error_set(reg->ctx, MLSTAGE_EIO, "cannot read %s: %s", files[i].abs,
+            return mlstage_error_set(ctx, MLSTAGE_EIO, "cannot read %s: %s", files[i].abs,
                                      strerror(errno));
         json_object *f = json_object_new_object();
         json_object_object_add(f, "path", json_object_new_string(files[i].rel));
@@ -419,8 +418,51 @@ static int hash_only(struct mlstage_registry *reg, struct file_entry *files, siz
         json_object_object_add(f, "size", json_object_new_int64((int64_t)size));
         json_object_array_add(list, f);
         buf_printf(manifest, "%s  %s\n", hex, files[i].rel);
+        if (with_abs)
+            json_object_object_add(f, "file", json_object_new_string(files[i].abs));
     }
     return 0;
+}
+
+/* The files of a model at `path` (resolved into `base`): what a version of it holds. */
+static int gather_files(struct mlstage_ctx *ctx, const char *path, char base[PATH_MAX],
+                        struct file_entry **files, size_t *n)
+{
+    *files = NULL;
+    *n = 0;
+    if (!path)
+        return mlstage_error_set(ctx, MLSTAGE_EINPUT, "no model files given");
+    if (!realpath(path, base))
+        return mlstage_error_set(ctx, MLSTAGE_EINPUT, "model files %s: %s", path, strerror(errno));
+    int rc = collect_files(ctx, base, "", files, n);
+    if (rc == 0 && *n == 0)
+        rc = mlstage_error_set(ctx, MLSTAGE_EINPUT, "%s holds no files to register", path);
+    return rc;
+}
+
+int mlstage_model_digest(struct mlstage_ctx *ctx, const char *path, json_object **files,
+                         char digest[MLSTAGE_SHA256_HEX_LEN + 1])
+{
+    struct file_entry *entries = NULL;
+    size_t n = 0;
+    char base[PATH_MAX];
+    json_object *list = json_object_new_array();
+    struct buf manifest;
+    buf_init(&manifest);
+    if (files)
+        *files = NULL;
+    int rc = gather_files(ctx, path, base, &entries, &n);
+    if (rc == 0)
+        rc = hash_only(ctx, entries, n, list, &manifest, 1);
+    if (rc == 0) {
+        mlstage_sha256_buf(manifest.data, manifest.len, digest);
+        if (files)
+            *files = json_object_get(list);
+    }
+    json_object_put(list);
+    buf_free(&manifest);
+    free_files(entries, n);
+    return rc;
 }
 
 /* Copies and hashes every file into staging/files in one pass each. */
@@ -483,25 +525,12 @@ int mlstage_registry_register(struct mlstage_registry *reg, const struct mlstage
 
     if ((rc = model_dir_of(reg, spec->name, model_dir, sizeof(model_dir))) != 0)
         goto done;
-    if (!spec->path) {
-        rc = mlstage_error_set(ctx, MLSTAGE_EINPUT, "no model files given");
-        goto done;
-    }
     char base[PATH_MAX];
-    if (!realpath(spec->path, base)) {
-        rc = mlstage_error_set(ctx, MLSTAGE_EINPUT, "model files %s: %s", spec->path,
-                               strerror(errno));
+    if ((rc = gather_files(ctx, spec->path, base, &files, &nfiles)) != 0)
         goto done;
-    }
-    if ((rc = collect_files(reg, base, "", &files, &nfiles)) != 0)
-        goto done;
-    if (nfiles == 0) {
-        rc = mlstage_error_set(ctx, MLSTAGE_EINPUT, "%s holds no files to register", spec->path);
-        goto done;
-    }
 
     if (mlstage_dry_run(ctx)) {
-        if ((rc = hash_only(reg, files, nfiles, list, &manifest)) != 0)
+        if ((rc = hash_only(ctx, files, nfiles, list, &manifest, 0)) != 0)
             goto done;
         char digest[MLSTAGE_SHA256_HEX_LEN + 1];
         mlstage_sha256_buf(manifest.data, manifest.len, digest);

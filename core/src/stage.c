@@ -311,6 +311,9 @@ int stage_run(const struct stage_opts *opts, struct task_manifest *task, struct 
         .git_ud = opts->git_ud,
     };
     double t_plugin = now_mono();
+    /* The host starts the timeout's clock as it forks, a moment from now: the plugin is told
+     * that moment, so that it stops before the host would stop it. */
+    ctx->deadline = task->timeout_s > 0 ? t_plugin + task->timeout_s : 0;
     rc = host_run(&spec, &hr);
     double t_git = now_mono();
     json_object *git = opts->git(opts->git_ud);

@@ -10,7 +10,7 @@ static const char deploy_schema[] =
     "{"
     "\"type\": \"object\","
     "\"additionalProperties\": false,"
-    "\"required\": [\"endpoint\", \"model\", \"command\"],"
+    "\"required\": [\"endpoint\", \"model\"],"
     "\"properties\": {"
     "  \"endpoint\": {\"type\": \"string\", \"pattern\": \"^[A-Za-z0-9][A-Za-z0-9._-]*$\","
     "    \"maxLength\": 64, \"description\": \"the endpoint's name\"},"
@@ -20,8 +20,8 @@ static const char deploy_schema[] =
     "    \"description\": \"a version number, latest, or an alias (candidate: what register "
     "marked last)\"},"
     "  \"command\": {\"type\": \"string\", \"minLength\": 1,"
-    "    \"description\": \"the scoring server's shell command; {model_dir}, {port}, {model} and "
-    "{version} are filled in (PORT and MODEL_DIR are also in its environment)\"},"
+    "    \"description\": \"local: the scoring server's shell command; {model_dir}, {port}, "
+    "{model} and {version} are filled in (PORT and MODEL_DIR are also in its environment)\"},"
     "  \"health_path\": {\"type\": \"string\", \"pattern\": \"^/\", \"default\": \"/health\"},"
     "  \"startup_timeout\": {\"type\": \"number\", \"exclusiveMinimum\": 0,"
     "    \"maximum\": 3600, \"default\": 60,"
@@ -34,10 +34,33 @@ static const char deploy_schema[] =
     "  \"keep_running\": {\"type\": \"boolean\", \"default\": false,"
     "    \"description\": \"leave the server running after the stage and print its URL\"},"
     "  \"rollback\": {\"type\": \"boolean\", \"default\": false,"
-    "    \"description\": \"switch back to the previous slot instead of deploying\"}"
+    "    \"description\": \"switch back to the previous slot instead of deploying\"},"
+    /* The azureml backend's own inputs: optional in the schema, checked by that backend. */
+    "  \"subscription_id\": {\"type\": [\"string\", \"null\"],"
+    "    \"description\": \"azureml: the workspace's subscription id\"},"
+    "  \"resource_group\": {\"type\": [\"string\", \"null\"],"
+    "    \"description\": \"azureml: the workspace's resource group\"},"
+    "  \"workspace\": {\"type\": [\"string\", \"null\"],"
+    "    \"description\": \"azureml: the Azure Machine Learning workspace\"},"
+    "  \"instance_type\": {\"type\": [\"string\", \"null\"], \"default\": \"Standard_DS3_v2\","
+    "    \"description\": \"azureml: the VM size of the deployment's instances\"},"
+    "  \"instance_count\": {\"type\": \"integer\", \"minimum\": 1, \"maximum\": 100,"
+    "    \"default\": 1, \"description\": \"azureml: how many instances serve the deployment\"},"
+    "  \"environment\": {\"type\": [\"string\", \"null\"],"
+    "    \"description\": \"azureml: the scoring environment: an ARM id, "
+    "azureml://registries/R/environments/N/versions/V (or labels/latest), or azureml:N:V; "
+    "needed unless the model is an MLflow model\"},"
+    "  \"code\": {\"type\": [\"string\", \"null\"],"
+    "    \"description\": \"azureml: the folder holding the scoring script, relative to the "
+    "workspace, uploaded as a code asset\"},"
+    "  \"scoring_script\": {\"type\": [\"string\", \"null\"],"
+    "    \"description\": \"azureml: the scoring script in code, with init() and run()\"},"
+    "  \"datastore\": {\"type\": [\"string\", \"null\"], \"default\": \"workspaceblobstore\","
+    "    \"description\": \"azureml: the blob datastore the code snapshot goes to\"}"
     "}}";
 
-static const struct deploy_backend *const backends[] = {&deploy_local_backend};
+static const struct deploy_backend *const backends[] = {&deploy_local_backend,
+                                                        &deploy_azureml_backend};
 #define N_BACKENDS (sizeof(backends) / sizeof(backends[0]))
 
 static int pick_backend(struct mlstage_ctx *ctx, const struct deploy_backend **out)

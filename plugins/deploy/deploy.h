@@ -9,7 +9,7 @@ struct deploy_request {
     const char *endpoint;
     const char *model;
     const char *version;         /* "3", "latest" or an alias */
-    const char *command;         /* template: {model_dir} {port} {model} {version} */
+    const char *command;         /* template: {model_dir} {port} {model} {version}; or NULL */
     const char *health_path;     /* "/health" */
     double startup_timeout_s;    /* bound on waiting for health */
     const char *sample_requests; /* the smoke file's path, or NULL */
@@ -46,5 +46,6 @@ struct deploy_backend {
 };
 
 extern const struct deploy_backend deploy_local_backend;
+extern const struct deploy_backend deploy_azureml_backend;
 
 #endif

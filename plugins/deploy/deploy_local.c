@@ -816,6 +816,10 @@ static int switch_to(struct mlstage_ctx *ctx, const struct deploy_request *req, 
     struct server srv;
     int rc;
     memset(&srv, 0, sizeof(srv));
+    if (start_server && !req->command)
+        return mlstage_error_set(ctx, MLSTAGE_EINPUT,
+                                 "inputs.command: the local backend starts the scoring server with "
+                                 "it; set it (see tasks/deploy.yml)");
     if (mlstage_dry_run(ctx)) {
         plan_switch(ctx, req, ep, d, start_server);
         res->smoke = "skipped";

@@ -555,17 +555,21 @@ static int status_expected(json_object *expect, long status)
     return json_object_get_int64(want) == status;
 }
 
-/* Checks one answer against `expect`; the reasons it fails go into `why`. */
-static void judge(json_object *expect, const struct mlstage_http_response *resp, char *why)
+/*
+ * Checks one answer, whose status counts as `status`, against `expect`;
+ * the reasons it fails go into `why`.
+ */
+static void judge(json_object *expect, const struct mlstage_http_response *resp, long status,
+                  char *why)
 {
     json_object *checks = get(expect, "checks"), *doc = NULL;
-    if (!status_expected(expect, resp->status)) {
+    if (!status_expected(expect, status)) {
         char want[64];
         if (has(expect, "status"))
             value_text(get(expect, "status"), want, sizeof(want));
         else
             snprintf(want, sizeof(want), "2xx");
-        why_add(why, "expected status %s, got %ld", want, resp->status);
+        why_add(why, "expected status %s, got %ld", want, status);
         return; /* the shape of a wrong answer says nothing more */
     }
     if (!has(expect, "json") && !checks)
@@ -590,16 +594,32 @@ static void judge(json_object *expect, const struct mlstage_http_response *resp,
     json_object_put(doc);
 }
 
-/* Sends request `r`; 1 when it passed. Logs the outcome; a failure also goes into `first`. */
-static int run_one(struct mlstage_ctx *ctx, json_object *r, size_t i, size_t n,
-                   const char *base_url, const char *const *extra, char *first, size_t first_cap)
+/*
+ * The status an answer counts as: the model's own when a gateway wrapped
+ * it and said so in `status_header`, else the answer's.
+ */
+static long answer_status(const struct mlstage_http_response *resp, const char *status_header)
+{
+    const char *v = status_header ? mlstage_http_response_header(resp, status_header) : NULL;
+    char *end = NULL;
+    long model = v ? strtol(v, &end, 10) : 0;
+    return v && end != v && *end == '\0' && model >= 100 && model <= 599 ? model : resp->status;
+}
+
+/*
+ * Sends request `r` to `url`; 1 when it passed. Logs the outcome; a failure
+ * also goes into `first`.
+ */
+static int run_one(struct mlstage_ctx *ctx, json_object *r, size_t i, size_t n, const char *url,
+                   const char *status_header, const char *const *extra, char *first,
+                   size_t first_cap)
 {
     json_object *body = get(r, "body"), *headers = get(r, "headers"), *expect = get(r, "expect");
     const char *path = json_object_get_string(get(r, "path"));
     const char *method = has(r, "method") ? json_object_get_string(get(r, "method"))
                          : has(r, "body") ? "POST"
                                           : "GET";
-    char name[128], url[4096], why[WHY_MAX] = "", answer[EXCERPT_MAX + 8] = "";
+    char name[128], why[WHY_MAX] = "", answer[EXCERPT_MAX + 8] = "";
     const char *hdrs[64];
     char *owned[64];
     size_t nh = 0, no = 0;
@@ -610,7 +630,6 @@ static int run_one(struct mlstage_ctx *ctx, json_object *r, size_t i, size_t n,
         snprintf(name, sizeof(name), "%s", json_object_get_string(get(r, "name")));
     else
         snprintf(name, sizeof(name), "request %zu", i + 1);
-    snprintf(url, sizeof(url), "%s%s", base_url, path);
     if (headers) {
         json_object_object_foreach(headers, hname, hval)
         {
@@ -654,20 +673,24 @@ static int run_one(struct mlstage_ctx *ctx, json_object *r, size_t i, size_t n,
         .mutating = MLSTAGE_HTTP_READ_ONLY,
     };
     mlstage_http_send(ctx, &req, &resp);
+    long status = resp ? answer_status(resp, status_header) : 0;
+    char model[48] = "";
+    if (resp && status != resp->status)
+        snprintf(model, sizeof(model), " (the model's %ld)", status);
     if (!resp || resp->status == 0) {
         why_add(why, "no answer: %s", mlstage_error_message(ctx));
     } else {
-        judge(expect, resp, why);
+        judge(expect, resp, status, why);
         smoke_excerpt(resp->body, resp->body_len, answer, sizeof(answer));
     }
     passed = why[0] == '\0';
     if (passed) {
-        mlstage_info(ctx, "smoke %zu/%zu %s: %s %s -> %ld in %.0f ms: ok", i + 1, n, name, method,
-                     path, resp->status, resp->elapsed_s * 1000);
+        mlstage_info(ctx, "smoke %zu/%zu %s: %s %s -> %ld%s in %.0f ms: ok", i + 1, n, name, method,
+                     path, resp->status, model, resp->elapsed_s * 1000);
     } else {
-        char got[32];
+        char got[80];
         if (resp && resp->status)
-            snprintf(got, sizeof(got), "HTTP %ld", resp->status);
+            snprintf(got, sizeof(got), "HTTP %ld%s", resp->status, model);
         else
             snprintf(got, sizeof(got), "no answer");
         mlstage_error(ctx, "smoke %zu/%zu %s: %s %s -> %s: %s%s%s", i + 1, n, name, method, path,
@@ -689,15 +712,56 @@ int smoke_run(struct mlstage_ctx *ctx, json_object *suite, const char *base_url,
 {
     json_object *requests = get(suite, "requests");
     size_t n = json_object_array_length(requests);
-    char first[2048] = "";
+    char first[2048] = "", url[4096];
     *failed = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!run_one(ctx, json_object_array_get_idx(requests, i), i, n, base_url, headers, first,
-                     sizeof(first)))
+    for (size_t i = 0; i < n; i++) {
+        json_object *r = json_object_array_get_idx(requests, i);
+        snprintf(url, sizeof(url), "%s%s", base_url, json_object_get_string(get(r, "path")));
+        if (!run_one(ctx, r, i, n, url, NULL, headers, first, sizeof(first)))
             (*failed)++;
+    }
     if (*failed == 0)
         return 0;
     return mlstage_error_set(ctx, MLSTAGE_EFAIL,
                              "smoke test failed: %d of %zu request%s; first: %s", *failed, n,
                              n == 1 ? "" : "s", first);
+}
+
+size_t smoke_count_scoring(json_object *suite)
+{
+    json_object *requests = get(suite, "requests");
+    size_t n = 0;
+    for (size_t i = 0; i < json_object_array_length(requests); i++)
+        n += strcmp(json_object_get_string(get(json_object_array_get_idx(requests, i), "path")),
+                    SMOKE_SCORING_PATH) == 0;
+    return n;
+}
+
+int smoke_run_endpoint(struct mlstage_ctx *ctx, json_object *suite, const char *scoring_uri,
+                       const char *const *headers, int *failed, int *sent)
+{
+    json_object *requests = get(suite, "requests");
+    size_t n = json_object_array_length(requests);
+    char first[2048] = "";
+    *failed = *sent = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_object *r = json_object_array_get_idx(requests, i);
+        const char *path = json_object_get_string(get(r, "path"));
+        if (strcmp(path, SMOKE_SCORING_PATH) != 0) {
+            mlstage_info(ctx,
+                         "smoke %zu/%zu: %s skipped: an online endpoint serves its scoring URI "
+                         "only",
+                         i + 1, n, path);
+            continue;
+        }
+        (*sent)++;
+        if (!run_one(ctx, r, i, n, scoring_uri, SMOKE_MODEL_STATUS_HEADER, headers, first,
+                     sizeof(first)))
+            (*failed)++;
+    }
+    if (*failed == 0)
+        return 0;
+    return mlstage_error_set(ctx, MLSTAGE_EFAIL,
+                             "smoke test failed: %d of %d request%s to the endpoint; first: %s",
+                             *failed, *sent, *sent == 1 ? "" : "s", first);
 }

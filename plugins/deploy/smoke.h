@@ -44,6 +44,28 @@ size_t smoke_count(json_object *suite);
 int smoke_run(struct mlstage_ctx *ctx, json_object *suite, const char *base_url,
               const char *const *headers, int *failed);
 
+/* The path of the requests that go to an online endpoint's scoring URI. */
+#define SMOKE_SCORING_PATH "/score"
+/*
+ * Azure ML answers 424 when the model's container answered anything but
+ * 200, and puts the container's own status in this header.
+ */
+#define SMOKE_MODEL_STATUS_HEADER "ms-azureml-model-error-statuscode"
+
+/* How many of the suite's requests go to a scoring URI (path SMOKE_SCORING_PATH). */
+size_t smoke_count_scoring(json_object *suite);
+
+/*
+ * smoke_run against a managed online endpoint: the requests to
+ * SMOKE_SCORING_PATH are sent to `scoring_uri` and the others (a health
+ * path, which such an endpoint does not expose) are skipped, saying so.
+ * An answer's status is the model's own where Azure ML wrapped it in a
+ * 424 (SMOKE_MODEL_STATUS_HEADER), so that the same file holds for a local
+ * server and an endpoint. *sent counts the requests sent.
+ */
+int smoke_run_endpoint(struct mlstage_ctx *ctx, json_object *suite, const char *scoring_uri,
+                       const char *const *headers, int *failed, int *sent);
+
 /*
  * How an answer is quoted in messages: at most 300 bytes (and `cap - 4`;
  * cap is at least 8), control characters flattened to spaces, "..." when cut.

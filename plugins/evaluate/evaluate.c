@@ -44,12 +44,20 @@ static const char evaluate_schema[] =
     "    \"description\": \"the registry alias that marks the champion\"},"
     "  \"fail_on_reject\": {\"type\": \"boolean\", \"default\": false,"
     "    \"description\": \"exit 1 when the candidate is not promoted (default: exit 0 with "
-    "promote=false)\"}"
+    "promote=false)\"},"
+    "  \"subscription_id\": {\"type\": [\"string\", \"null\"],"
+    "    \"description\": \"azureml: the Azure subscription of the workspace\"},"
+    "  \"resource_group\": {\"type\": [\"string\", \"null\"],"
+    "    \"description\": \"azureml: the workspace's resource group\"},"
+    "  \"workspace\": {\"type\": [\"string\", \"null\"],"
+    "    \"description\": \"azureml: the Azure Machine Learning workspace whose registry holds "
+    "the champion\"}"
     "}}";
 
 /* Every backend this build has; the manifest's backend picks one. */
 static const struct evaluate_backend *const evaluate_backends[] = {
     &evaluate_local_backend,
+    &evaluate_azureml_backend,
 };
 
 #define N_BACKENDS (sizeof(evaluate_backends) / sizeof(evaluate_backends[0]))
@@ -65,10 +73,8 @@ static const struct evaluate_backend *backend_for(struct mlstage_ctx *ctx)
         snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s", i ? ", " : "",
                  evaluate_backends[i]->name);
     mlstage_error_set(ctx, MLSTAGE_EINPUT,
-                      "backend \"%s\" is not supported: this build of the evaluate plugin has the "
-                      "%s backend only (supported: %s); run with --backend local or set "
-                      "backend: local in the manifest",
-                      name, evaluate_backends[0]->name, names);
+                      "backend \"%s\" is not supported by the evaluate plugin (supported: %s)",
+                      name, names);
     return NULL;
 }
 
@@ -173,6 +179,14 @@ static int output_number(struct mlstage_ctx *ctx, const char *prefix, const char
  * where there is no champion value), with "direction" on the deciding one —
  * the shape a notify-teams card takes as its metrics input.
  */
+/* A number that serialises the way people wrote it: 54.01, not 54.009999999999998. */
+static json_object *short_double(double v)
+{
+    char text[32];
+    snprintf(text, sizeof(text), "%.15g", v);
+    return json_object_new_double_s(v, text);
+}
+
 static int publish_table(struct mlstage_ctx *ctx, const struct evaluate_rules *rules,
                          const struct evaluate_result *res)
 {
@@ -180,11 +194,9 @@ static int publish_table(struct mlstage_ctx *ctx, const struct evaluate_rules *r
     for (size_t i = 0; i < res->n_rows; i++) {
         const struct evaluate_row *r = &res->rows[i];
         json_object *row = json_object_new_object();
-        json_object_object_add(row, "candidate", json_object_new_double(r->candidate));
-        json_object_object_add(row, "champion",
-                               r->has_champion ? json_object_new_double(r->champion) : NULL);
-        json_object_object_add(row, "delta",
-                               r->has_champion ? json_object_new_double(r->delta) : NULL);
+        json_object_object_add(row, "candidate", short_double(r->candidate));
+        json_object_object_add(row, "champion", r->has_champion ? short_double(r->champion) : NULL);
+        json_object_object_add(row, "delta", r->has_champion ? short_double(r->delta) : NULL);
         if (strcmp(r->name, rules->metric) == 0)
             json_object_object_add(
                 row, "direction",

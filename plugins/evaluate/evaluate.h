@@ -23,6 +23,7 @@ struct evaluate_backend {
 };
 
 extern const struct evaluate_backend evaluate_local_backend;
+extern const struct evaluate_backend evaluate_azureml_backend;
 
 /* The rules from the inputs. */
 struct evaluate_rules {

@@ -26,10 +26,17 @@ static const char register_schema[] =
     "    \"description\": \"extra tags, added to the provenance tags (commit, branch, run)\"},"
     "  \"alias\": {\"type\": [\"string\", \"null\"], \"pattern\": \"^[A-Za-z][A-Za-z0-9_-]*$\","
     "    \"maxLength\": 64, \"description\": \"an alias to point at the version (candidate)\"},"
-    "  \"description\": {\"type\": [\"string\", \"null\"], \"maxLength\": 4096}"
+    "  \"description\": {\"type\": [\"string\", \"null\"], \"maxLength\": 4096},"
+    "  \"subscription_id\": {\"type\": [\"string\", \"null\"],"
+    "    \"description\": \"azureml: the Azure subscription of the workspace\"},"
+    "  \"resource_group\": {\"type\": [\"string\", \"null\"],"
+    "    \"description\": \"azureml: the workspace's resource group\"},"
+    "  \"workspace\": {\"type\": [\"string\", \"null\"],"
+    "    \"description\": \"azureml: the Azure Machine Learning workspace\"}"
     "}}";
 
-static const struct register_backend *const backends[] = {&register_local_backend};
+static const struct register_backend *const backends[] = {&register_local_backend,
+                                                          &register_azureml_backend};
 #define N_BACKENDS (sizeof(backends) / sizeof(backends[0]))
 
 void register_result_free(struct register_result *res)
@@ -37,6 +44,7 @@ void register_result_free(struct register_result *res)
     json_object_put(res->doc);
     free(res->uri);
     free(res->path);
+    free(res->id);
     memset(res, 0, sizeof(*res));
 }
 
@@ -293,6 +301,8 @@ static int register_run(struct mlstage_ctx *ctx)
     mlstage_output_set(ctx, "digest", res.digest);
     mlstage_output_set(ctx, "uri", res.uri);
     mlstage_output_set(ctx, "path", res.path);
+    if (res.id)
+        mlstage_output_set(ctx, "id", res.id);
     write_summary(ctx, &req, &res);
 done:
     register_result_free(&res);

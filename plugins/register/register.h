@@ -25,6 +25,7 @@ struct register_result {
     char digest[MLSTAGE_SHA256_HEX_LEN + 1];
     char *uri;  /* where the version can be referred to from elsewhere, owned */
     char *path; /* where the version's files are, owned */
+    char *id;   /* the version's resource id in a remote registry, owned; NULL locally */
 };
 
 /*
@@ -43,6 +44,7 @@ struct register_backend {
 };
 
 extern const struct register_backend register_local_backend;
+extern const struct register_backend register_azureml_backend;
 
 void register_result_free(struct register_result *res);
 

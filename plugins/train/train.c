@@ -46,12 +46,46 @@ static const char train_schema[] =
     "  \"artifacts\": {\"type\": \"array\", \"items\": {\"type\": \"string\", \"minLength\": 1},"
     "    \"default\": [],"
     "    \"description\": \"more files or folders to stamp, relative to the run's outputs "
-    "folder unless absolute\"}"
+    "folder unless absolute\"},"
+    /* The azureml backend's own inputs: optional in the schema, checked by that backend. */
+    "  \"subscription_id\": {\"type\": [\"string\", \"null\"],"
+    "    \"description\": \"azureml: the workspace's subscription id\"},"
+    "  \"resource_group\": {\"type\": [\"string\", \"null\"],"
+    "    \"description\": \"azureml: the workspace's resource group\"},"
+    "  \"workspace\": {\"type\": [\"string\", \"null\"],"
+    "    \"description\": \"azureml: the Azure Machine Learning workspace\"},"
+    "  \"code\": {\"type\": [\"string\", \"null\"],"
+    "    \"description\": \"azureml: the folder uploaded as the job's code snapshot, relative "
+    "to the workspace; the command runs in it as it runs in cwd locally\"},"
+    "  \"compute\": {\"type\": [\"string\", \"null\"],"
+    "    \"description\": \"azureml: the compute cluster's name, or its ARM id\"},"
+    "  \"environment\": {\"type\": [\"string\", \"null\"],"
+    "    \"description\": \"azureml: the environment: an ARM id, "
+    "azureml://registries/R/environments/N/versions/V (or labels/latest), or azureml:N:V\"},"
+    "  \"experiment\": {\"type\": [\"string\", \"null\"],"
+    "    \"description\": \"azureml: the experiment the job belongs to (default: the task's "
+    "name)\"},"
+    "  \"datastore\": {\"type\": [\"string\", \"null\"], \"default\": \"workspaceblobstore\","
+    "    \"description\": \"azureml: the blob datastore for the code snapshot and the job's "
+    "outputs\"},"
+    "  \"job_inputs\": {\"type\": \"object\", \"additionalProperties\": {\"type\": \"string\"},"
+    "    \"description\": \"azureml: data for the job, name -> URI (azureml://..., https://...): "
+    "a folder when the URI ends with /, else a file; the command reads ${{inputs.NAME}}\"},"
+    "  \"wait\": {\"type\": \"boolean\", \"default\": true,"
+    "    \"description\": \"azureml: wait for the job and fetch its outputs; false submits it, "
+    "publishes job_name and ends (re-attach later with attach)\"},"
+    "  \"attach\": {\"type\": [\"string\", \"null\"],"
+    "    \"description\": \"azureml: the name of a job submitted earlier: wait for it and fetch "
+    "its outputs instead of submitting another\"},"
+    "  \"poll_interval\": {\"type\": \"number\", \"exclusiveMinimum\": 0, \"maximum\": 600,"
+    "    \"default\": 15,"
+    "    \"description\": \"azureml: seconds between looks at the job's status\"}"
     "}}";
 
 /* Every backend this build has; the manifest's backend picks one. */
 static const struct train_backend *const train_backends[] = {
     &train_local_backend,
+    &train_azureml_backend,
 };
 
 #define N_BACKENDS (sizeof(train_backends) / sizeof(train_backends[0]))
@@ -329,10 +363,9 @@ static const struct train_backend *backend_for(struct mlstage_ctx *ctx)
         snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s", i ? ", " : "",
                  train_backends[i]->name);
     mlstage_error_set(ctx, MLSTAGE_EINPUT,
-                      "backend \"%s\" is not supported: this build of the train plugin has the "
-                      "%s backend only (supported: %s); run with --backend local or set "
-                      "backend: local in the manifest",
-                      name, train_backends[0]->name, names);
+                      "backend \"%s\" is not supported by the train plugin (supported: %s); "
+                      "run with --backend local or set backend: local in the manifest",
+                      name, names);
     return NULL;
 }
 
@@ -363,13 +396,15 @@ static int train_run(struct mlstage_ctx *ctx)
         return MLSTAGE_EINPUT;
     if ((rc = job_build(ctx, &store)) != 0)
         goto done;
-    if (mlstage_dry_run(ctx)) {
+    if (mlstage_dry_run(ctx) && backend->plan) {
         backend->plan(ctx, &store.job);
         mlstage_plan(ctx, "then collect the model folder %s and the metrics file %s, log in %s",
                      store.job.model_dir, store.job.metrics_file, store.job.log_path);
         goto done;
     }
     rc = backend->run(ctx, &store.job, &outcome);
+    if (outcome.remote)
+        goto done;
     rc = declare_log(ctx, &store.job, rc);
     if (rc == 0)
         rc = train_collect(ctx, &store.job, &outcome);

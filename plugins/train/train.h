@@ -3,6 +3,7 @@
 #define MLSTAGE_PLUGIN_TRAIN_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include <mlstage/mlstage.h>
 
@@ -27,6 +28,12 @@ struct train_job {
 struct train_outcome {
     int exit_code;
     double wall_s;
+    /*
+     * The model stayed where the training ran (a remote job): the backend
+     * fetched, stamped and published what it could itself, or the job goes
+     * on without us (wait: false). Nothing local for train_collect.
+     */
+    int remote;
 };
 
 /*
@@ -37,7 +44,11 @@ struct train_outcome {
  */
 struct train_backend {
     const char *name; /* as mlstage_backend() says it: "local", "azureml" */
-    /* Dry run: plan lines saying exactly what run() would do. Runs nothing. */
+    /*
+     * Dry run: plan lines saying exactly what run() would do. Runs nothing.
+     * NULL when run() honours the dry-run flag itself (its requests are
+     * printed by the core's clients, not sent).
+     */
     void (*plan)(struct mlstage_ctx *ctx, const struct train_job *job);
     /*
      * Runs the training to its end. 0 when the command succeeded; else a
@@ -48,6 +59,7 @@ struct train_backend {
 };
 
 extern const struct train_backend train_local_backend;
+extern const struct train_backend train_azureml_backend;
 
 /*
  * After a successful run: checks the model folder, the metrics file and
@@ -57,6 +69,19 @@ extern const struct train_backend train_local_backend;
  */
 int train_collect(struct mlstage_ctx *ctx, const struct train_job *job,
                   const struct train_outcome *outcome);
+
+/*
+ * Reads a metrics file: a JSON object of finite numbers. *out is a new
+ * reference; MLSTAGE_EFAIL naming the file and what is wrong with it.
+ */
+int train_read_metrics(struct mlstage_ctx *ctx, const char *path, json_object **out);
+
+/* Publishes outputs "metrics" (compact JSON) and metric_<name> for each metric. */
+int train_publish_metrics(struct mlstage_ctx *ctx, json_object *metrics);
+
+/* A table cell and inline code for summaries: text that cannot break the markdown. */
+void train_md_cell(FILE *f, const char *text);
+void train_md_code(FILE *f, const char *text);
 
 /* A number as the shortest text that reads back as the same double. */
 void train_format_number(double value, char out[32]);

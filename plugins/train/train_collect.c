@@ -29,8 +29,7 @@ static const char *type_name(json_object *v)
     }
 }
 
-/* The metrics file as a JSON object of numbers; *out is a new reference. */
-static int read_metrics(struct mlstage_ctx *ctx, const char *path, json_object **out)
+int train_read_metrics(struct mlstage_ctx *ctx, const char *path, json_object **out)
 {
     json_object *doc = NULL;
     *out = NULL;
@@ -90,17 +89,10 @@ static int metric_key(const char *name, char key[65])
     return 1;
 }
 
-static int publish(struct mlstage_ctx *ctx, const struct train_job *job, json_object *metrics)
+int train_publish_metrics(struct mlstage_ctx *ctx, json_object *metrics)
 {
-    int rc = 0;
-    rc |= mlstage_output_set(ctx, "run_id", mlstage_run_id(ctx));
-    rc |= mlstage_output_set(ctx, "model_dir", job->model_dir);
-    rc |= mlstage_output_set(ctx, "metrics_file", job->metrics_file);
-    rc |= mlstage_output_set(ctx, "metrics", json_object_to_json_string_ext(metrics, JSON_COMPACT));
-    rc |= mlstage_output_set(ctx, "params",
-                             job->params ? json_object_to_json_string_ext(job->params, JSON_COMPACT)
-                                         : "{}");
-    rc |= mlstage_output_set(ctx, "log_file", job->log_path);
+    int rc =
+        mlstage_output_set(ctx, "metrics", json_object_to_json_string_ext(metrics, JSON_COMPACT));
     json_object *seen = json_object_new_object();
     json_object_object_foreach(metrics, name, val)
     {
@@ -121,8 +113,22 @@ static int publish(struct mlstage_ctx *ctx, const struct train_job *job, json_ob
     return rc ? MLSTAGE_EINTERNAL : 0;
 }
 
+static int publish(struct mlstage_ctx *ctx, const struct train_job *job, json_object *metrics)
+{
+    int rc = 0;
+    rc |= mlstage_output_set(ctx, "run_id", mlstage_run_id(ctx));
+    rc |= mlstage_output_set(ctx, "model_dir", job->model_dir);
+    rc |= mlstage_output_set(ctx, "metrics_file", job->metrics_file);
+    rc |= mlstage_output_set(ctx, "params",
+                             job->params ? json_object_to_json_string_ext(job->params, JSON_COMPACT)
+                                         : "{}");
+    rc |= mlstage_output_set(ctx, "log_file", job->log_path);
+    rc |= train_publish_metrics(ctx, metrics);
+    return rc ? MLSTAGE_EINTERNAL : 0;
+}
+
 /* A table cell: "|" would end the cell, a newline the table. */
-static void cell(FILE *f, const char *text)
+void train_md_cell(FILE *f, const char *text)
 {
     for (const char *p = text; *p; p++) {
         if (*p == '|')
@@ -135,7 +141,7 @@ static void cell(FILE *f, const char *text)
 }
 
 /* Inline code that survives backticks in the text. */
-static void code(FILE *f, const char *text)
+void train_md_code(FILE *f, const char *text)
 {
     const char *fence = strchr(text, '`') ? "`` " : "`";
     fputs(fence, f);
@@ -154,7 +160,7 @@ static int summarize(struct mlstage_ctx *ctx, const struct train_job *job,
         return mlstage_error_set(ctx, MLSTAGE_ENOMEM, "out of memory");
     char *cmd = job->command ? strdup(job->command) : train_argv_text(job->argv);
     fprintf(f, "### Training (%s)\n\n", mlstage_task_name(ctx));
-    code(f, cmd ? cmd : "");
+    train_md_code(f, cmd ? cmd : "");
     fprintf(f, " exited %d after %.1f s (backend %s, run %s).\n\n", outcome->exit_code,
             outcome->wall_s, mlstage_backend(ctx), mlstage_run_id(ctx));
     free(cmd);
@@ -162,7 +168,7 @@ static int summarize(struct mlstage_ctx *ctx, const struct train_job *job,
     json_object_object_foreach(metrics, name, val)
     {
         fputs("| ", f);
-        cell(f, name);
+        train_md_cell(f, name);
         fprintf(f, " | %.6g |\n", json_object_get_double(val));
     }
     if (job->params && json_object_object_length(job->params) > 0) {
@@ -170,18 +176,18 @@ static int summarize(struct mlstage_ctx *ctx, const struct train_job *job,
         json_object_object_foreach(job->params, pname, pval)
         {
             fputs("| ", f);
-            cell(f, pname);
+            train_md_cell(f, pname);
             fputs(" | ", f);
-            cell(f, json_object_get_string(pval));
+            train_md_cell(f, json_object_get_string(pval));
             fputs(" |\n", f);
         }
     }
     fprintf(f, "\nModel: ");
-    code(f, job->model_dir);
+    train_md_code(f, job->model_dir);
     fprintf(f, " (%zu file%s), metrics: ", n_files, n_files == 1 ? "" : "s");
-    code(f, job->metrics_file);
+    train_md_code(f, job->metrics_file);
     fputs(", log: ", f);
-    code(f, job->log_path);
+    train_md_code(f, job->log_path);
     fputs(" — each with a provenance statement beside it.\n", f);
     if (fclose(f) != 0) {
         free(md);
@@ -203,7 +209,7 @@ int train_collect(struct mlstage_ctx *ctx, const struct train_job *job,
                                  "the training command succeeded but left no model folder at "
                                  "%s: write the model there, or set model_dir to where it goes",
                                  job->model_dir);
-    if ((rc = read_metrics(ctx, job->metrics_file, &metrics)) != 0)
+    if ((rc = train_read_metrics(ctx, job->metrics_file, &metrics)) != 0)
         return rc;
     for (const char *const *a = job->artifacts; *a; a++) {
         if (stat(*a, &st) != 0) {

@@ -17,7 +17,7 @@ static const char schema[] =
     "  \"mode\": {\"type\": \"string\", \"enum\": [\"ok\", \"outputs\", \"artifacts\", \"crash\","
     "            \"abort\", \"hang\", \"hang-ignore-term\", \"fail\", \"secret\", \"exit\","
     "            \"plan\", \"subprocess\", \"subprocess-hang\", \"subprocess-crash\","
-    "            \"print\", \"noop\", \"artifact-path\"]},"
+    "            \"print\", \"noop\", \"artifact-path\", \"time-left\"]},"
     "  \"count\": {\"type\": \"integer\", \"minimum\": 0, \"maximum\": 100, \"default\": 1},"
     "  \"label\": {\"type\": \"string\", \"default\": \"x\"},"
     "  \"secret_name\": {\"type\": \"string\"},"
@@ -178,6 +178,10 @@ static int test_run(struct mlstage_ctx *ctx)
         return mlstage_artifact_add(ctx, mlstage_input_string(ctx, "value", ""), NULL);
     if (strcmp(mode, "subprocess-hang") == 0 || strcmp(mode, "subprocess-crash") == 0)
         return run_subprocess_hang(ctx, strcmp(mode, "subprocess-crash") == 0);
+    if (strcmp(mode, "time-left") == 0) {
+        mlstage_output_setf(ctx, "time_left", "%.3f", mlstage_time_left(ctx));
+        return 0;
+    }
     if (strcmp(mode, "print") == 0) {
         for (int64_t i = 0; i < mlstage_input_int(ctx, "count", 1); i++)
             printf("printed line %lld\n", (long long)i);

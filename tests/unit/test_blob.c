@@ -471,6 +471,56 @@ static void test_a_wrong_key_is_eauth_and_a_missing_container_enotfound(void)
     fx_done(&fx);
 }
 
+static void test_a_small_blob_is_read_back_with_shared_key_and_sas(void)
+{
+    REQUIRE_AZURITE();
+    struct fixture fx;
+    fx_init(&fx);
+    create_container(&fx, "reads");
+    char *path = tu_fmt("%s/metrics.json", fx.dir);
+    tu_write(path, "{\"rmse\": 53.8}\n");
+    struct mlstage_blob_target t = {.endpoint = azurite.endpoint,
+                                    .container = "reads",
+                                    .auth = MLSTAGE_BLOB_SHARED_KEY,
+                                    .account_name = DEV_ACCOUNT,
+                                    .account_key = DEV_KEY};
+    CU_ASSERT_EQUAL_FATAL(
+        mlstage_blob_upload_file(fx.ctx, &t, path, "jobs/j 1/metrics.json", NULL, NULL, NULL), 0);
+    char *data = NULL;
+    size_t len = 0;
+    int rc = mlstage_blob_read(fx.ctx, &t, "jobs/j 1/metrics.json", 0, &data, &len);
+    if (rc)
+        fprintf(stderr, "\n%s\n", mlstage_error_message(fx.ctx));
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_EQUAL(len, 15);
+    CU_ASSERT_STRING_EQUAL(data ? data : "", "{\"rmse\": 53.8}\n");
+    free(data);
+
+    /* The same through a SAS; larger than asked for is refused, absent is ENOTFOUND. */
+    char *sas = account_sas();
+    struct mlstage_blob_target st = {
+        .endpoint = azurite.endpoint, .container = "reads", .auth = MLSTAGE_BLOB_SAS, .sas = sas};
+    CU_ASSERT_EQUAL(mlstage_blob_read(fx.ctx, &st, "jobs/j 1/metrics.json", 64, &data, NULL), 0);
+    CU_ASSERT_STRING_EQUAL(data ? data : "", "{\"rmse\": 53.8}\n");
+    free(data);
+    CU_ASSERT_EQUAL(mlstage_blob_read(fx.ctx, &st, "jobs/j 1/metrics.json", 10, &data, NULL),
+                    MLSTAGE_EFAIL);
+    CU_ASSERT_PTR_NULL(data);
+    TU_ASSERT_CONTAINS(mlstage_error_message(fx.ctx), "more than the 10 expected");
+    CU_ASSERT_EQUAL(mlstage_blob_read(fx.ctx, &t, "jobs/none.json", 0, &data, NULL),
+                    MLSTAGE_ENOTFOUND);
+    TU_ASSERT_CONTAINS(mlstage_error_message(fx.ctx), "BlobNotFound");
+    TU_ASSERT_NOT_CONTAINS(mlstage_error_message(fx.ctx), "the container must exist");
+    /* A read is sent in a dry run too. */
+    fx.ctx->dry_run = 1;
+    CU_ASSERT_EQUAL(mlstage_blob_read(fx.ctx, &t, "jobs/j 1/metrics.json", 0, &data, NULL), 0);
+    CU_ASSERT_STRING_EQUAL(data ? data : "", "{\"rmse\": 53.8}\n");
+    free(data);
+    free(sas);
+    free(path);
+    fx_done(&fx);
+}
+
 static void test_mlstage_blob_endpoint_overrides_the_datastore_endpoint(void)
 {
     REQUIRE_AZURITE();
@@ -784,6 +834,8 @@ int main(int argc, char **argv)
          test_sas_uploads_blocks_and_its_signature_is_never_written},
         {"a wrong key is EAUTH and a missing container ENOTFOUND",
          test_a_wrong_key_is_eauth_and_a_missing_container_enotfound},
+        {"a small blob is read back with SharedKey and SAS",
+         test_a_small_blob_is_read_back_with_shared_key_and_sas},
         {"MLSTAGE_BLOB_ENDPOINT overrides the datastore endpoint",
          test_mlstage_blob_endpoint_overrides_the_datastore_endpoint},
         {"a block answered 500 once is retried and the list is in order",

@@ -408,14 +408,14 @@ static void test_dry_run_plans_when_the_metrics_are_not_there_yet(void)
     free(m);
 }
 
-static void test_backend_azureml_is_a_clear_input_error(void)
+static void test_backend_azureml_without_a_workspace_names_the_missing_inputs(void)
 {
     setup();
-    char *m = manifest("azure", "{rmse: 1}", NULL);
+    char *m = manifest("azure", "{rmse: 1}", "  workspace: mlw-mlstage\n");
     struct tu_cmd res;
     run((const char *[]){"run", m, "--backend", "azureml", NULL}, &res);
     TU_ASSERT_EXIT(&res, 2);
-    TU_ASSERT_CONTAINS(res.err, "this build of the evaluate plugin has the local backend only");
+    TU_ASSERT_CONTAINS(res.err, "inputs subscription_id and resource_group are not set");
     tu_cmd_free(&res);
     free(m);
 }
@@ -513,7 +513,8 @@ int main(int argc, char **argv)
          test_report_has_a_table_a_mermaid_chart_and_a_well_formed_svg},
         {"dry run plans when the metrics are not there yet",
          test_dry_run_plans_when_the_metrics_are_not_there_yet},
-        {"backend azureml is a clear input error", test_backend_azureml_is_a_clear_input_error},
+        {"backend azureml without a workspace names the missing inputs",
+         test_backend_azureml_without_a_workspace_names_the_missing_inputs},
         {"the project's manifests train and evaluate the example",
          test_the_project_manifests_train_and_evaluate_the_example},
         {NULL, NULL},

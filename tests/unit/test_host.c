@@ -185,6 +185,34 @@ static void test_timeout_stops_a_hanging_plugin_with_124(void)
     free(m);
 }
 
+static double time_left_reported(const char *manifest_body)
+{
+    char *m = manifest("left", manifest_body);
+    struct tu_cmd res;
+    run((const char *[]){"run", m, "--output", "json", NULL}, NULL, &res);
+    TU_ASSERT_EXIT(&res, 0);
+    json_object *doc = parse(res.out), *outputs = NULL;
+    json_object_object_get_ex(doc, "outputs", &outputs);
+    const char *left = jget(outputs, "time_left");
+    double v = left ? strtod(left, NULL) : -99;
+    json_object_put(doc);
+    tu_cmd_free(&res);
+    free(m);
+    return v;
+}
+
+static void test_a_plugin_knows_how_long_its_timeout_leaves_it(void)
+{
+    setup();
+    double left = time_left_reported("task: left\nplugin: test-plugin\ntimeout: 90s\n"
+                                     "inputs:\n  mode: time-left\n");
+    CU_ASSERT_TRUE(left > 60 && left <= 90);
+    /* Without a timeout there is no deadline to tell. */
+    CU_ASSERT_DOUBLE_EQUAL(time_left_reported("task: left\nplugin: test-plugin\n"
+                                              "inputs:\n  mode: time-left\n"),
+                           -1, 1e-9);
+}
+
 static void test_timeout_kills_a_plugin_that_ignores_sigterm(void)
 {
     setup();
@@ -635,6 +663,8 @@ int main(int argc, char **argv)
         {"plugin exiting without a result is an internal error",
          test_plugin_exiting_without_result_is_an_internal_error},
         {"timeout stops a hanging plugin with 124", test_timeout_stops_a_hanging_plugin_with_124},
+        {"a plugin knows how long its timeout leaves it",
+         test_a_plugin_knows_how_long_its_timeout_leaves_it},
         {"timeout kills a plugin that ignores SIGTERM",
          test_timeout_kills_a_plugin_that_ignores_sigterm},
         {"timeout also stops the command a plugin runs",

@@ -340,6 +340,64 @@ static void symlinks_and_bad_names_are_refused(void)
     free(src);
 }
 
+static void model_digest_agrees_with_the_registry_and_writes_nothing(void)
+{
+    setup();
+    char *src = make_model("m", 3);
+    /* A statement beside a file is provenance, not part of the model. */
+    char *stmt = tu_fmt("%s/model.pkl.intoto.json", src);
+    tu_write(stmt, "{}\n");
+    struct mlstage_ctx *ctx = new_ctx();
+    json_object *files = NULL;
+    char digest[MLSTAGE_SHA256_HEX_LEN + 1];
+    CU_ASSERT_EQUAL_FATAL(mlstage_model_digest(ctx, src, &files, digest), 0);
+    char *registry = tu_fmt("%s/.mlstage", ws);
+    struct stat st;
+    CU_ASSERT_NOT_EQUAL(stat(registry, &st), 0);
+    CU_ASSERT_EQUAL_FATAL(json_object_array_length(files), 2);
+    json_object *first = json_object_array_get_idx(files, 0);
+    CU_ASSERT_STRING_EQUAL(jstr(first, "path"), "model.pkl");
+    char *abs = tu_fmt("%s/model.pkl", src);
+    char *real = realpath(abs, NULL);
+    CU_ASSERT_STRING_EQUAL(jstr(first, "file"), real);
+    CU_ASSERT_STRING_EQUAL(jstr(json_object_array_get_idx(files, 1), "path"), "nested/meta.json");
+    /* The digest is sha256 over the "sha256  path" lines, as sha256sum would list them. */
+    struct tu_cmd sum;
+    char *cmd =
+        tu_fmt("cd '%s' && sha256sum model.pkl nested/meta.json | sha256sum | cut -c1-64", src);
+    tu_sh(cmd, NULL, NULL, &sum);
+    sum.out[64] = '\0';
+    CU_ASSERT_STRING_EQUAL(digest, sum.out);
+    json_object *doc = NULL;
+    CU_ASSERT_EQUAL_FATAL(reg_one("diabetes", src, &doc, NULL), 0);
+    CU_ASSERT_STRING_EQUAL(jstr(doc, "digest"), digest);
+    /* One file on its own is a model of one file. */
+    char one[MLSTAGE_SHA256_HEX_LEN + 1];
+    json_object *single = NULL;
+    CU_ASSERT_EQUAL(mlstage_model_digest(ctx, abs, &single, one), 0);
+    CU_ASSERT_EQUAL(json_object_array_length(single), 1);
+    CU_ASSERT_STRING_EQUAL(jstr(json_object_array_get_idx(single, 0), "path"), "model.pkl");
+    char *missing = tu_fmt("%s/nope", ws);
+    CU_ASSERT_EQUAL(mlstage_model_digest(ctx, missing, NULL, one), MLSTAGE_EINPUT);
+    char *empty = tu_fmt("%s/empty", ws);
+    mkdir(empty, 0755);
+    CU_ASSERT_EQUAL(mlstage_model_digest(ctx, empty, NULL, one), MLSTAGE_EINPUT);
+    TU_ASSERT_CONTAINS(mlstage_error_message(ctx), "holds no files");
+    json_object_put(single);
+    json_object_put(doc);
+    json_object_put(files);
+    ctx_free(ctx);
+    free(empty);
+    free(missing);
+    tu_cmd_free(&sum);
+    free(cmd);
+    free(real);
+    free(abs);
+    free(registry);
+    free(stmt);
+    free(src);
+}
+
 int main(int argc, char **argv)
 {
     static const struct tu_test tests[] = {
@@ -357,6 +415,8 @@ int main(int argc, char **argv)
         {"a dry run writes nothing and plans the version",
          dry_run_writes_nothing_and_plans_the_version},
         {"symlinks and bad names are refused", symlinks_and_bad_names_are_refused},
+        {"mlstage_model_digest agrees with the registry and writes nothing",
+         model_digest_agrees_with_the_registry_and_writes_nothing},
         {NULL, NULL},
     };
     int rc = tu_main(argc, argv, "registry", tests);

@@ -442,7 +442,7 @@ static void test_dry_run_of_the_example_writes_no_model(void)
     free(m);
 }
 
-static void test_backend_azureml_is_a_clear_input_error(void)
+static void test_backend_azureml_without_a_workspace_is_a_clear_input_error(void)
 {
     setup();
     char *m = manifest("azure", "task: train\nplugin: train\nbackend: azureml\ninputs:\n"
@@ -450,8 +450,10 @@ static void test_backend_azureml_is_a_clear_input_error(void)
     struct tu_cmd res;
     run((const char *[]){"run", m, NULL}, NULL, &res);
     TU_ASSERT_EXIT(&res, 2);
-    TU_ASSERT_CONTAINS(res.err, "this build of the train plugin has the local backend only");
-    TU_ASSERT_CONTAINS(res.err, "supported: local");
+    TU_ASSERT_CONTAINS(res.err, "inputs subscription_id, resource_group, workspace are not set");
+    tu_cmd_free(&res);
+    run((const char *[]){"run", m, "--backend", "sagemaker", NULL}, NULL, &res);
+    TU_ASSERT_EXIT(&res, 2);
     tu_cmd_free(&res);
     /* and --backend overrides the manifest either way */
     run((const char *[]){"run", m, "--backend", "local", NULL}, NULL, &res);
@@ -513,7 +515,8 @@ int main(int argc, char **argv)
         {"a dry run prints the command and runs nothing",
          test_dry_run_prints_the_command_and_runs_nothing},
         {"a dry run of the example writes no model", test_dry_run_of_the_example_writes_no_model},
-        {"backend azureml is a clear input error", test_backend_azureml_is_a_clear_input_error},
+        {"backend azureml without a workspace is a clear input error",
+         test_backend_azureml_without_a_workspace_is_a_clear_input_error},
         {"inputs are checked before anything runs", test_inputs_are_checked_before_anything_runs},
         {NULL, NULL},
     };

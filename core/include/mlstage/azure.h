@@ -1,5 +1,5 @@
 /* azure.h — Azure for plugins: the credential chain, Resource Manager with long-running operations,
- * and block uploads to Blob Storage. */
+ * block uploads to Blob Storage and reading small blobs back. */
 #ifndef MLSTAGE_AZURE_H
 #define MLSTAGE_AZURE_H
 
@@ -141,6 +141,67 @@ MLSTAGE_API int mlstage_arm_put_and_wait(struct mlstage_ctx *ctx, const char *pa
 MLSTAGE_API int mlstage_arm_wait(struct mlstage_ctx *ctx, const char *path, const char *api_version,
                                  double deadline_s, json_object **result);
 
+/*
+ * Every item of a pageable Resource Manager list: GETs `path` (as
+ * mlstage_arm_request does, with `api_version`) and then each nextLink in
+ * turn, and gathers the pages' "value" arrays. Read-only, so a dry run
+ * sends it. On success *items is a new array the caller puts; errors are
+ * those of mlstage_arm_request (MLSTAGE_ENOTFOUND for a 404).
+ */
+MLSTAGE_API int mlstage_arm_list(struct mlstage_ctx *ctx, const char *path, const char *api_version,
+                                 json_object **items);
+
+/* ---- Azure Machine Learning ----------------------------------------------- */
+
+/* The Azure Machine Learning REST API version (Microsoft.MachineLearningServices) mlstage uses. */
+#define MLSTAGE_AML_API_VERSION "2025-12-01"
+
+/*
+ * The Resource Manager path of an Azure ML workspace,
+ * "/subscriptions/S/resourceGroups/R/providers/Microsoft.MachineLearningServices/workspaces/W",
+ * from the inputs every azureml backend declares: subscription_id,
+ * resource_group and workspace. When any is NULL or empty: MLSTAGE_EINPUT
+ * with a message naming each missing input and how to set it. On success
+ * *path is a new string the caller frees.
+ */
+MLSTAGE_API int mlstage_aml_workspace_path(struct mlstage_ctx *ctx, const char *subscription_id,
+                                           const char *resource_group, const char *workspace,
+                                           char **path);
+
+/*
+ * Aliases of workspace model versions. Azure ML has none (a registry
+ * model has labels, a workspace model version only tags, properties and a
+ * free-text stage), so mlstage marks the version an alias points at with
+ * the tag MLSTAGE_AML_ALIAS_TAG_PREFIX + alias = "true", for example
+ * "mlstage.alias.production": "true". Tags are the mutable part of a
+ * version (properties can only be added), and ModelVersions_List filters on
+ * them (tags=name=value). Moving an alias PUTs the new holder with the tag,
+ * then PUTs each old holder without it; should a move be interrupted, the
+ * highest-numbered holder is the alias's version.
+ */
+#define MLSTAGE_AML_ALIAS_TAG_PREFIX "mlstage.alias."
+
+/*
+ * A workspace model version's metrics, where register writes them and
+ * evaluate reads the champion's: one entry of the version's properties
+ * per metric, MLSTAGE_AML_METRIC_PREFIX + name = the number as text (the
+ * shortest text that reads back as the same double), e.g.
+ * "mlstage.metric.rmse": "54.01". Properties, not tags: they are written
+ * once with the version and cannot be altered afterwards.
+ */
+#define MLSTAGE_AML_METRIC_PREFIX "mlstage.metric."
+
+/*
+ * The version of workspace model `model` that `alias` points at, by the
+ * convention above: the ModelVersionResource of the highest-numbered
+ * version carrying the tag (a new reference the caller puts), or *version
+ * NULL when no version carries it or the model does not exist. Read-only.
+ * Errors are those of mlstage_arm_request.
+ */
+MLSTAGE_API int mlstage_aml_model_alias_get(struct mlstage_ctx *ctx, const char *workspace_path,
+                                            const char *model, const char *alias,
+                                            json_object **version);
+
 /* ---- Blob Storage -------------------------------------------------------- */
 
 enum mlstage_blob_auth {
@@ -164,6 +225,16 @@ struct mlstage_blob_target {
     const char *account_key;  /* SharedKey; registered as a secret */
     const char *sas;          /* SAS, with or without the leading '?'; registered as a secret */
 };
+
+/*
+ * The URL of blob `blob_name` (or of the container when NULL or empty) on
+ * `endpoint` — or on MLSTAGE_BLOB_ENDPOINT when set, as uploads use it —
+ * with each path segment percent-encoded and no credentials: where
+ * mlstage_blob_upload_file puts the file. NULL when endpoint or container
+ * is missing; otherwise a new string the caller frees.
+ */
+MLSTAGE_API char *mlstage_blob_url(const char *endpoint, const char *container,
+                                   const char *blob_name);
 
 struct mlstage_blob_upload_opts {
     size_t block_size;        /* 0: 4 MiB; grown when the file would need more than 50,000 */
@@ -196,6 +267,18 @@ MLSTAGE_API int mlstage_blob_upload_file(struct mlstage_ctx *ctx,
                                          const struct mlstage_blob_upload_opts *opts,
                                          char sha256_hex[MLSTAGE_SHA256_HEX_LEN + 1],
                                          uint64_t *size);
+
+/*
+ * Reads the blob `blob_name` of the target's container (Get Blob) into
+ * memory: *data (NUL-terminated; the caller frees it) and *len (may be
+ * NULL). For small files a remote job left behind, such as its metrics:
+ * a blob larger than `max` bytes (0: 16 MiB) is refused with
+ * MLSTAGE_EFAIL. MLSTAGE_ENOTFOUND when the blob or its container does
+ * not exist; otherwise the errors of mlstage_blob_upload_file. A read, so
+ * a dry run sends it too.
+ */
+MLSTAGE_API int mlstage_blob_read(struct mlstage_ctx *ctx, const struct mlstage_blob_target *target,
+                                  const char *blob_name, size_t max, char **data, size_t *len);
 
 #ifdef __cplusplus
 }

@@ -165,6 +165,14 @@ MLSTAGE_API const char *mlstage_backend(const struct mlstage_ctx *ctx);
 MLSTAGE_API int mlstage_dry_run(const struct mlstage_ctx *ctx);
 
 /*
+ * Seconds left before the stage's timeout stops the plugin (0 once it has
+ * passed), or -1 when the stage has no timeout. For a plugin that waits on
+ * something remote: it can stop waiting in time and say what goes on
+ * without it, instead of being killed mid-sentence.
+ */
+MLSTAGE_API double mlstage_time_left(const struct mlstage_ctx *ctx);
+
+/*
  * Git metadata of the workspace, or NULL outside a repository:
  * {"commit", "branch" (null when detached), "detached", "tags": [],
  *  "dirty", "author": {"name","email","time"}, "committer": {...},

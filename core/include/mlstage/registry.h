@@ -5,6 +5,7 @@
 #include <json-c/json.h>
 
 #include <mlstage/export.h>
+#include <mlstage/fs.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -50,6 +51,23 @@ struct mlstage_model_spec {
 MLSTAGE_API int mlstage_registry_register(struct mlstage_registry *reg,
                                           const struct mlstage_model_spec *spec, json_object **out,
                                           int *existed);
+
+/*
+ * What a version of the model at `path` holds and its digest, computed
+ * exactly as mlstage_registry_register computes them, for registries
+ * elsewhere (Azure ML) that must agree with the local one: the files (a
+ * folder taken recursively in name order, *.intoto.json statements left
+ * out, symbolic links refused; or one file), each hashed in one streamed
+ * read, and the digest: SHA-256 over their "sha256  path\n" lines.
+ * `path` is resolved against the working directory; nothing is written.
+ *
+ * *files (may be NULL) receives a new array the caller puts, in that
+ * order: {"path" (relative, '/'-separated), "file" (absolute), "sha256",
+ * "size"}. MLSTAGE_EINPUT when `path` does not exist, holds no files or a
+ * symbolic link; MLSTAGE_EIO when a file cannot be read.
+ */
+MLSTAGE_API int mlstage_model_digest(struct mlstage_ctx *ctx, const char *path, json_object **files,
+                                     char digest[MLSTAGE_SHA256_HEX_LEN + 1]);
 
 /*
  * model.json of NAME at `ref` ("3", "latest" or an alias; NULL means

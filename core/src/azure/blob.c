@@ -33,6 +33,8 @@
 /* Per attempt of one block: 4 MiB at a slow 100 kB/s still fits. */
 #define BLOB_ATTEMPT_S  120.0
 #define BLOB_DEADLINE_S 600.0
+/* What mlstage_blob_read takes by default: it is for small files, not models. */
+#define BLOB_READ_MAX ((size_t)16 << 20)
 
 /* ---- encodings and signing ---------------------------------------------------- */
 
@@ -311,18 +313,31 @@ static int conn_open(struct mlstage_ctx *ctx, const struct mlstage_blob_target *
         return mlstage_error_set(ctx, MLSTAGE_EINPUT, "blob upload: unknown auth kind %d",
                                  (int)t->auth);
     }
+    c->blob_url = mlstage_blob_url(endpoint, t->container, blob_name);
+    c->safe_url = http_redact_url(c->blob_url);
+    return 0;
+}
+
+char *mlstage_blob_url(const char *endpoint, const char *container, const char *blob_name)
+{
+    const char *override = azure_env("MLSTAGE_BLOB_ENDPOINT");
+    if (override)
+        endpoint = override;
+    if (!endpoint || !*endpoint || !container || !*container)
+        return NULL;
     struct buf u;
     buf_init(&u);
     size_t el = strlen(endpoint);
     while (el > 0 && endpoint[el - 1] == '/')
         el--;
-    char *cont = mlstage_url_encode(t->container);
-    buf_printf(&u, "%.*s/%s/", (int)el, endpoint, cont);
+    char *cont = mlstage_url_encode(container);
+    buf_printf(&u, "%.*s/%s", (int)el, endpoint, cont);
     free(cont);
-    append_blob_path(&u, blob_name);
-    c->blob_url = buf_steal(&u);
-    c->safe_url = http_redact_url(c->blob_url);
-    return 0;
+    if (blob_name && *blob_name) {
+        buf_putc(&u, '/');
+        append_blob_path(&u, blob_name);
+    }
+    return buf_steal(&u);
 }
 
 /* RFC 1123 date for x-ms-date. */
@@ -360,15 +375,19 @@ static void describe_storage_error(struct buf *b, const struct mlstage_http_resp
 }
 
 /*
- * One authenticated request: PUT `query` (e.g. "comp=block&blockid=...")
- * with `extra` header lines and the body. 0 when the service answered
- * 201, else the code with the detail in `why` (thread-safe: not the
- * context's slot, which concurrent blocks would overwrite).
+ * One authenticated request: `method` (PUT or GET) with `query` (e.g.
+ * "comp=block&blockid=...", or NULL), `extra` header lines and the body. 0
+ * when the service answered `want`, else the code with the detail in `why`
+ * (thread-safe: not the context's slot, which concurrent blocks would
+ * overwrite). *out (may be NULL) receives the answer on success; the
+ * caller frees it.
  */
-static int blob_put(const struct blob_conn *c, const char *query, const char *const *extra,
-                    const void *body, size_t len, struct buf *why)
+static int blob_request(const struct blob_conn *c, const char *method, const char *query,
+                        const char *const *extra, const void *body, size_t len, long want,
+                        struct mlstage_http_response **out, struct buf *why)
 {
     int rc = 0;
+    int put = strcmp(method, "PUT") == 0;
     struct buf url, date, reqid, auth;
     buf_init(&url);
     buf_init(&date);
@@ -376,6 +395,8 @@ static int blob_put(const struct blob_conn *c, const char *query, const char *co
     buf_init(&auth);
     char *token = NULL, *sts = NULL, *sig = NULL;
     struct mlstage_http_response *resp = NULL;
+    if (out)
+        *out = NULL;
     buf_puts(&url, c->blob_url);
     if (query)
         buf_printf(&url, "?%s", query);
@@ -395,7 +416,7 @@ static int blob_put(const struct blob_conn *c, const char *query, const char *co
         headers[n++] = *e;
     headers[n] = NULL;
     if (c->auth == MLSTAGE_BLOB_SHARED_KEY) {
-        sts = blob_string_to_sign("PUT", url.data, headers, len, c->account);
+        sts = blob_string_to_sign(method, url.data, headers, len, c->account);
         sig = hmac_sha256_b64(c->key, c->key_len, sts);
         if (!sig) {
             rc = MLSTAGE_EINTERNAL;
@@ -413,9 +434,10 @@ static int blob_put(const struct blob_conn *c, const char *query, const char *co
         headers[n++] = auth.data;
     }
     /* No 100-continue round trip per block: the body goes out with the headers. */
-    headers[n++] = "Expect:";
+    if (put)
+        headers[n++] = "Expect:";
     headers[n] = NULL;
-    struct mlstage_http_request req = {.method = "PUT",
+    struct mlstage_http_request req = {.method = method,
                                        .url = url.data,
                                        .headers = headers,
                                        .body = body,
@@ -429,10 +451,15 @@ static int blob_put(const struct blob_conn *c, const char *query, const char *co
         buf_printf(why, "%.3000s", mlstage_error_message(c->ctx));
         goto done;
     }
-    if (resp->status == 201 && rc == 0)
+    if (resp->status == want && rc == 0) {
+        if (out) {
+            *out = resp;
+            resp = NULL;
+        }
         goto done;
+    }
     char *safe = http_redact_url(url.data);
-    buf_printf(why, "PUT %s: ", safe);
+    buf_printf(why, "%s %s: ", method, safe);
     free(safe);
     describe_storage_error(why, resp);
     if (rc == MLSTAGE_EREMOTE)
@@ -443,7 +470,7 @@ static int blob_put(const struct blob_conn *c, const char *query, const char *co
         rc = MLSTAGE_ENOTFOUND;
     else
         rc = MLSTAGE_EFAIL;
-    if (resp->status == 404)
+    if (resp->status == 404 && put)
         buf_puts(why, " (the container must exist: the datastore's container)");
 done:
     mlstage_http_response_free(resp);
@@ -456,6 +483,13 @@ done:
     buf_free(&reqid);
     buf_free(&auth);
     return rc;
+}
+
+/* A PUT the service must answer 201 Created: a block, a block list, a whole blob. */
+static int blob_put(const struct blob_conn *c, const char *query, const char *const *extra,
+                    const void *body, size_t len, struct buf *why)
+{
+    return blob_request(c, "PUT", query, extra, body, len, 201, NULL, why);
 }
 
 /* ---- the upload ------------------------------------------------------------------ */
@@ -824,6 +858,51 @@ done:
     free(p.spare);
     free(p.queue);
     buf_free(&p.fail_msg);
+    buf_free(&why);
+    conn_free(&conn);
+    return rc;
+}
+
+int mlstage_blob_read(struct mlstage_ctx *ctx, const struct mlstage_blob_target *target,
+                      const char *blob_name, size_t max, char **data, size_t *len)
+{
+    if (data)
+        *data = NULL;
+    if (len)
+        *len = 0;
+    if (!ctx || !data)
+        return MLSTAGE_EINPUT;
+    struct blob_conn conn;
+    struct buf why;
+    buf_init(&why);
+    struct mlstage_http_response *resp = NULL;
+    int rc = conn_open(ctx, target, blob_name, &conn);
+    if (rc != 0)
+        goto done;
+    if (max == 0)
+        max = BLOB_READ_MAX;
+    rc = blob_request(&conn, "GET", NULL, NULL, NULL, 0, 200, &resp, &why);
+    if (rc == MLSTAGE_ENOTFOUND) {
+        rc = mlstage_error_set(ctx, rc, "no blob %s: %s", conn.safe_url, why.data ? why.data : "");
+        goto done;
+    }
+    if (rc != 0) {
+        rc = mlstage_error_set(ctx, rc, "cannot read %s: %s", conn.safe_url,
+                               why.data ? why.data : "");
+        goto done;
+    }
+    if (resp->body_len > max) {
+        rc = mlstage_error_set(ctx, MLSTAGE_EFAIL,
+                               "the blob %s holds %zu bytes, more than the %zu expected here",
+                               conn.safe_url, resp->body_len, max);
+        goto done;
+    }
+    *data = resp->body;
+    if (len)
+        *len = resp->body_len;
+    resp->body = NULL;
+done:
+    mlstage_http_response_free(resp);
     buf_free(&why);
     conn_free(&conn);
     return rc;

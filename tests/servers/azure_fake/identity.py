@@ -31,8 +31,14 @@ ARM_AUDIENCES = ("'https://management.core.windows.net/','https://management.cor
                  "'https://management.azure.com/','https://management.azure.com'")
 
 
-def resource_family(resource):
-    return RESOURCES.get(resource.rstrip("/").lower())
+def resource_family(resource, base_url=None):
+    """The audience family of a resource URI. `base_url` is this server as the client addressed
+    it: it stands in for the Resource Manager there (MLSTAGE_ARM_ENDPOINT points at it), and a
+    client asks for "<its ARM endpoint>/.default", as it must for a sovereign cloud's ARM."""
+    r = resource.rstrip("/").lower()
+    if base_url and r == base_url.rstrip("/").lower():
+        return "arm"
+    return RESOURCES.get(r)
 
 
 # ---- JWT-shaped tokens ------------------------------------------------------------
@@ -69,7 +75,7 @@ def parse_jwt(app, token):
     return header, claims, hmac.compare_digest(sig, expect)
 
 
-def issue_token(app, resource, client_id, via, oid=None):
+def issue_token(app, resource, client_id, via, oid=None, base_url=None):
     """Issues and remembers an access token for `resource`; returns (token, expires_at)."""
     now = int(time.time())
     exp = now + int(app.config["token_lifetime"])
@@ -79,7 +85,8 @@ def issue_token(app, resource, client_id, via, oid=None):
               "appid": client_id, "tid": tenant, "oid": oid or client_id, "sub": oid or client_id,
               "idtyp": "app", "ver": "1.0", "uti": new_id()}
     token = mint_jwt(app, claims)
-    app.state["tokens"][token] = {"resource": resource, "family": resource_family(resource),
+    app.state["tokens"][token] = {"resource": resource,
+                                  "family": resource_family(resource, base_url),
                                   "client_id": client_id, "via": via, "issued": now, "exp": exp}
     return token, exp
 
@@ -162,7 +169,7 @@ def token_post(app, req, tenant):
     scope = form.get("scope")
     if not scope:
         missing_param("scope")
-    resource = check_scope(scope)
+    resource = check_scope(scope, req.base_url)
     has_secret, has_assertion = "client_secret" in form, "client_assertion" in form
     if has_secret and has_assertion:
         aad_fail(400, "invalid_request", 9002313, "Invalid request. Request is malformed or "
@@ -178,13 +185,13 @@ def token_post(app, req, tenant):
     else:
         check_assertion(app, form, appreg)
     token, exp = issue_token(app, resource, client_id, "client_secret" if has_secret
-                             else "client_assertion")
+                             else "client_assertion", base_url=req.base_url)
     life = exp - int(time.time())
     return json_response(200, {"token_type": "Bearer", "expires_in": life,
                                "ext_expires_in": life, "access_token": token})
 
 
-def check_scope(scope):
+def check_scope(scope, base_url=None):
     """One resource, ending in /.default (client credentials). Returns the resource URI."""
     scopes = scope.split()
     if not scopes:
@@ -203,7 +210,7 @@ def check_scope(scope):
                  "Provided value for the input parameter scope is not valid because it contains "
                  "more than one resource. Scope %s is not valid." % scope)
     resource = resources[0]
-    if resource_family(resource) is None:
+    if resource_family(resource, base_url) is None:
         aad_fail(400, "invalid_resource", 500011,
                  "The resource principal named %s was not found in the tenant. This can happen if "
                  "the application has not been installed by the administrator of the tenant or "
@@ -288,11 +295,12 @@ def imds_token(app, req):
     resource = req.query("resource")
     if not resource:
         fail("Required query variable 'resource' is missing")
-    if resource.endswith("/.default") or resource_family(resource) is None:
+    if resource.endswith("/.default") or resource_family(resource, req.base_url) is None:
         fail("AADSTS500011: The resource principal named %s was not found in the tenant. "
              "(IMDS takes a resource URI, not a scope)" % resource, "invalid_resource")
     mi = _mi_select(app, req, ("client_id", "object_id", "msi_res_id"), fail)
-    token, exp = issue_token(app, resource, mi["client_id"], "imds", mi.get("object_id"))
+    token, exp = issue_token(app, resource, mi["client_id"], "imds", mi.get("object_id"),
+                             req.base_url)
     now = int(time.time())
     return json_response(200, {"access_token": token, "refresh_token": "",
                                "expires_in": str(exp - now), "expires_on": str(exp),
@@ -317,11 +325,12 @@ def msi_token(app, req):
     resource = req.query("resource")
     if not resource:
         fail("The resource query parameter is missing")
-    if resource.endswith("/.default") or resource_family(resource) is None:
+    if resource.endswith("/.default") or resource_family(resource, req.base_url) is None:
         fail("Unable to load the proper Managed Identity: AADSTS500011 resource '%s' was not "
              "found (MSI takes a resource URI, not a scope)" % resource)
     mi = _mi_select(app, req, ("client_id", "clientid", "mi_res_id", "principal_id"), fail)
-    token, exp = issue_token(app, resource, mi["client_id"], "msi", mi.get("object_id"))
+    token, exp = issue_token(app, resource, mi["client_id"], "msi", mi.get("object_id"),
+                             req.base_url)
     fmt = app.config["msi_expires_on"]
     if fmt == "int":  # "Azure ML ... returns expires_on as an integer"
         expires_on = exp

@@ -221,13 +221,14 @@ def get_workspace(app, req, sub, rg, ws):
 
 def datastore_body(app, w):
     az = app.azurite
+    kind = app.config["datastore_credentials"]  # AccountKey | Sas
     return {"id": ws_id(w) + "/datastores/workspaceblobstore", "name": "workspaceblobstore",
             "type": "Microsoft.MachineLearningServices/workspaces/datastores",
             "properties": {"description": "Default blob datastore (azure_fake: Azurite at %s)"
                                           % az["url"],
                            "tags": {}, "properties": {}, "isDefault": True,
-                           "credentials": {"credentialsType": "AccountKey",
-                                           "secrets": {"secretsType": "AccountKey"}},
+                           "credentials": {"credentialsType": kind,
+                                           "secrets": {"secretsType": kind}},
                            "datastoreType": "AzureBlob", "accountName": az["account"],
                            "containerName": az["container"],
                            "endpoint": app.config["datastore_endpoint"],
@@ -251,6 +252,9 @@ def get_datastore(app, req, sub, rg, ws, name):
 
 def list_secrets(app, req, sub, rg, ws, name):
     get_datastore(app, req, sub, rg, ws, name)
+    if app.config["datastore_credentials"] == "Sas":
+        # SasDatastoreSecrets {sasToken}: "Storage container SAS token" (a query string).
+        return json_response(200, {"secretsType": "Sas", "sasToken": account_sas(app)})
     return json_response(200, {"secretsType": "AccountKey", "key": app.azurite["key"]})
 
 

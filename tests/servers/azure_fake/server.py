@@ -74,6 +74,7 @@ DEFAULTS = {
     "datastore_protocol": "https",
     "azurite": "http://127.0.0.1:10000/devstoreaccount1",  # account URL [/container]
     "azurite_key": ml.AZURITE_KEY,
+    "datastore_credentials": "AccountKey",  # AccountKey | Sas: what listSecrets hands out
     "ratelimit": {"reads": 11999, "writes": 1199, "deletes": 14999},
 }
 SECRET_FIELDS = {"client_secret", "client_assertion", "primaryKey", "secondaryKey", "keyValue"}

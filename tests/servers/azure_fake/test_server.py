@@ -165,6 +165,21 @@ class TestIdentity(Base):
                                   "Authorization": "Basic " + cred.decode()})
         self.assertEqual(r.status, 200, r)
 
+    def test_a_token_for_this_servers_own_url_is_an_arm_token(self):
+        # MLSTAGE_ARM_ENDPOINT=http://127.0.0.1:PORT makes a client ask for "<endpoint>/.default",
+        # as a sovereign cloud's Resource Manager wants: here that resource is the fake's ARM.
+        own = "http://127.0.0.1:%d/.default" % self.server.port
+        r = self.token(scope=own)
+        self.assertEqual(r.status, 200, r)
+        token = r.json["access_token"]
+        r = self.request("GET", "/subscriptions/%s/resourcegroups/rg-mlstage/providers/"
+                         "Microsoft.Resources/deployments?api-version=2025-04-01" % SUB,
+                         headers={"Authorization": "Bearer " + token})
+        self.assertEqual(r.status, 200, r)
+        # Another loopback port is not this server: still an unknown resource.
+        r = self.token(scope="http://127.0.0.1:%d/.default" % (self.server.port + 1))
+        self.assertEqual((r.status, r.json["error_codes"]), (400, [500011]))
+
     def test_token_endpoint_errors_use_the_aad_shape_and_codes(self):
         cases = [
             (self.token(secret="wrong"), 401, "invalid_client", 7000215),
@@ -696,6 +711,18 @@ class TestMachineLearning(Base):
         self.assertEqual(r.json["secretsType"], "AccountKey")
         self.assertTrue(r.json["key"].startswith("Eby8vdM02x"))
         self.assertEqual(self.arm("GET", WS + "/datastores/other", api=ML_API).status, 404)
+
+    def test_a_sas_datastore_lists_a_sas_token(self):
+        self.control("POST", "/_fake/config", {"datastore_credentials": "Sas"})
+        r = self.arm("GET", WS + "/datastores/workspaceblobstore", api=ML_API)
+        self.assertEqual(r.json["properties"]["credentials"],
+                         {"credentialsType": "Sas", "secrets": {"secretsType": "Sas"}})
+        r = self.arm("POST", WS + "/datastores/workspaceblobstore/listSecrets", api=ML_API,
+                     raw_body=b"")
+        self.assertEqual(r.json["secretsType"], "Sas")
+        self.assertNotIn("key", r.json)
+        self.assertIn("sv=2019-12-12", r.json["sasToken"])
+        self.assertIn("&sig=", r.json["sasToken"])
 
     def test_model_versions_are_immutable_and_validated(self):
         path = WS + "/models/diabetes/versions/1"
