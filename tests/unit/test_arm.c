@@ -151,9 +151,14 @@ static void test_put_follows_azure_async_operation_then_gets_the_resource(void)
     }
     CU_ASSERT_STRING_EQUAL(httpd_request(fx.arm, 3)->target, DEPL "?api-version=" APIV);
     CU_ASSERT_STRING_EQUAL(jpath(result, "properties", "provisioningState"), "Succeeded");
-    /* The token for the endpoint's own scope, fetched once. */
+    /*
+     * One token, fetched once, for the public cloud's Resource Manager: a loopback endpoint is
+     * a stand-in for it, and Entra knows no "http://127.0.0.1:PORT" resource.
+     */
     CU_ASSERT_EQUAL(fx.entra.issued, 1);
-    TU_ASSERT_CONTAINS(httpd_request(fx.entra.server, 0)->body, "scope=http%3A%2F%2F127.0.0.1%3A");
+    TU_ASSERT_CONTAINS(httpd_request(fx.entra.server, 0)->body,
+                       "scope=https%3A%2F%2Fmanagement.azure.com%2F.default");
+    TU_ASSERT_NOT_CONTAINS(httpd_request(fx.entra.server, 0)->body, "127.0.0.1");
     char *log = fx_http_log(&fx);
     TU_ASSERT_NOT_CONTAINS(log, "arm-token-1");
     free(log);
@@ -618,7 +623,29 @@ static void test_without_credentials_nothing_is_sent_and_the_error_is_eauth(void
     int rc = mlstage_arm_request(fx.ctx, "GET", RG, "2024-03-01", NULL, NULL, NULL);
     CU_ASSERT_EQUAL(rc, MLSTAGE_EAUTH);
     CU_ASSERT_EQUAL(httpd_request_count(fx.arm), 0);
-    TU_ASSERT_CONTAINS(mlstage_error_message(fx.ctx), "no Azure token for http://127.0.0.1:");
+    TU_ASSERT_CONTAINS(mlstage_error_message(fx.ctx),
+                       "no Azure token for https://management.azure.com/.default");
+    fx_done(&fx);
+}
+
+static void test_the_endpoint_is_the_one_requests_go_to(void)
+{
+    struct fixture fx;
+    fx_init(&fx);
+    /* The fixture points MLSTAGE_ARM_ENDPOINT at its server: that is what a plugin is told. */
+    char *e = mlstage_arm_endpoint(fx.ctx);
+    CU_ASSERT_STRING_EQUAL(e, fx.base);
+    free(e);
+    char *slash = tu_fmt("%s//", fx.base);
+    setenv("MLSTAGE_ARM_ENDPOINT", slash, 1);
+    e = mlstage_arm_endpoint(fx.ctx);
+    CU_ASSERT_STRING_EQUAL(e, fx.base); /* trailing '/' dropped, as in the request URLs */
+    free(e);
+    free(slash);
+    unsetenv("MLSTAGE_ARM_ENDPOINT");
+    e = mlstage_arm_endpoint(fx.ctx);
+    CU_ASSERT_STRING_EQUAL(e, "https://management.azure.com");
+    free(e);
     fx_done(&fx);
 }
 
@@ -674,6 +701,7 @@ int main(int argc, char **argv)
          test_without_credentials_nothing_is_sent_and_the_error_is_eauth},
         {"a success with a body that is not JSON is an error",
          test_a_success_with_a_body_that_is_not_json_is_an_error},
+        {"the endpoint is the one requests go to", test_the_endpoint_is_the_one_requests_go_to},
         {NULL, NULL}};
     return tu_main(argc, argv, "azure resource manager", tests);
 }

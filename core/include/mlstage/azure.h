@@ -67,6 +67,15 @@ MLSTAGE_API void mlstage_azure_token_invalidate(struct mlstage_ctx *ctx, const c
 /* ---- Resource Manager --------------------------------------------------- */
 
 /*
+ * The Resource Manager endpoint the mlstage_arm_* calls send to:
+ * MLSTAGE_ARM_ENDPOINT, or https://management.azure.com, without a trailing
+ * '/'. For plans and messages that must show the exact URL of a request a
+ * plugin prepares (a plugin never reads the environment itself). A new
+ * string the caller frees with free().
+ */
+MLSTAGE_API char *mlstage_arm_endpoint(const struct mlstage_ctx *ctx);
+
+/*
  * One Resource Manager request. `path` is either a path under the endpoint
  * (MLSTAGE_ARM_ENDPOINT, default https://management.azure.com), such as
  * "/subscriptions/.../resourceGroups/rg", or an absolute URL on that

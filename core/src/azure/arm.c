@@ -57,6 +57,33 @@ static int url_on_endpoint(const char *url, const char *endpoint)
     return uhl > ehl + 1 && uh[uhl - ehl - 1] == '.' && strncasecmp(uh + uhl - ehl, eh, ehl) == 0;
 }
 
+/*
+ * The audience of Resource Manager tokens, "<audience>/.default": the
+ * endpoint's own URL (public and sovereign clouds name their Resource Manager
+ * audience after it), except for a loopback endpoint — a test server or an
+ * emulator standing in for Azure — whose tokens are the public cloud's, which
+ * is what Entra issues and what azure-mgmt's default credential_scopes ask
+ * for. Asking Entra for "http://127.0.0.1:PORT/.default" fails (AADSTS500011).
+ */
+static void arm_scope(struct buf *scope, const char *endpoint)
+{
+    size_t origin = url_origin_len(endpoint);
+    const char *host = origin ? strstr(endpoint, "://") + 3 : NULL;
+    char name[256] = "";
+    if (host) {
+        size_t len = (size_t)(endpoint + origin - host);
+        /* Without the port: "[::1]:8080" -> "[::1]", "127.0.0.1:8080" -> "127.0.0.1". */
+        const char *end = host[0] == '[' ? memchr(host, ']', len) : memchr(host, ':', len);
+        if (host[0] == '[' && end)
+            end++;
+        size_t n = end ? (size_t)(end - host) : len;
+        if (n < sizeof(name))
+            snprintf(name, sizeof(name), "%.*s", (int)n, host);
+    }
+    buf_printf(scope, "%s/.default",
+               name[0] && http_host_is_loopback(name) ? AZURE_DEFAULT_ARM : endpoint);
+}
+
 /* The full URL of `path` with api-version, or NULL with the error set. The caller frees. */
 static char *arm_url(struct mlstage_ctx *ctx, const char *endpoint, const char *path,
                      const char *api_version)
@@ -297,7 +324,7 @@ static int arm_send(struct mlstage_ctx *ctx, const char *endpoint, const struct 
     int mutating = method_mutates(r->method, r->url);
     /* A dry run only prints a mutating request: it needs no token, so plans work offline. */
     int planned = mlstage_dry_run(ctx) && mutating;
-    buf_printf(&scope, "%s/.default", endpoint);
+    arm_scope(&scope, endpoint);
     for (int round = 0; round < 2; round++) {
         if (!planned) {
             free(token);
@@ -407,6 +434,12 @@ static char *body_string(json_object *body, size_t *len)
     char *s = xstrdup(json_object_to_json_string_ext(body, MLS_JSON_PLAIN));
     *len = strlen(s);
     return s;
+}
+
+char *mlstage_arm_endpoint(const struct mlstage_ctx *ctx)
+{
+    (void)ctx;
+    return arm_endpoint();
 }
 
 int mlstage_arm_request(struct mlstage_ctx *ctx, const char *method, const char *path,
