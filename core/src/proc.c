@@ -2,11 +2,13 @@
  */
 #include <mlstage/proc.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -728,6 +730,43 @@ int mlstage_proc_alive(struct mlstage_proc *proc)
     return !proc->reaped;
 }
 
+/*
+ * Whether any process of group `pgid` still runs (zombies do not count:
+ * once the group leader is gone its children belong to init, which may
+ * never reap them, so kill(-pgid, 0) would say "alive" forever).
+ */
+static int group_running(pid_t pgid)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    int running = 0;
+    while (!running && d && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        char path[300], stat[512];
+        if (pathf(path, sizeof(path), "/proc/%s/stat", e->d_name) != 0)
+            continue;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t n = read(fd, stat, sizeof(stat) - 1);
+        close(fd);
+        if (n <= 0)
+            continue;
+        stat[n] = '\0';
+        /* "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses. */
+        char *rp = strrchr(stat, ')');
+        char state = 0;
+        long ppid = 0, pgrp = 0;
+        if (rp && sscanf(rp + 1, " %c %ld %ld", &state, &ppid, &pgrp) == 3 && pgrp == pgid &&
+            state != 'Z' && state != 'X')
+            running = 1;
+    }
+    if (d)
+        closedir(d);
+    return running;
+}
+
 int mlstage_proc_stop(struct mlstage_proc *proc, double grace_s)
 {
     double deadline;
@@ -738,6 +777,13 @@ int mlstage_proc_stop(struct mlstage_proc *proc, double grace_s)
     deadline = now_mono() + (grace_s > 0 ? grace_s : DEFAULT_GRACE_S);
     kill(-proc->pid, SIGTERM);
     while (mlstage_proc_alive(proc) && now_mono() < deadline)
+        sleep_s(0.02);
+    /*
+     * The leader is often a shell that dies of SIGTERM at once while the
+     * server it started is still shutting down cleanly: give the rest of
+     * the group the same grace before SIGKILL.
+     */
+    while (proc->reaped && group_running(proc->pid) && now_mono() < deadline)
         sleep_s(0.02);
     if (!proc->reaped) {
         kill(-proc->pid, SIGKILL);

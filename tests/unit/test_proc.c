@@ -631,6 +631,35 @@ static void test_stop_escalates_to_kill(void)
     teardown();
 }
 
+static void test_stop_gives_the_server_behind_a_shell_its_grace(void)
+{
+    setup();
+    char *log_path = tu_fmt("%s/server.log", tmp);
+    char *done = tu_fmt("%s/clean-shutdown", tmp);
+    /*
+     * The leader is the shell (a compound command is not exec'd): it dies of
+     * SIGTERM at once, while the "server" it started takes 0.3 s to shut down.
+     */
+    char *cmd = tu_fmt("true; sh -c 'trap \"sleep 0.3; echo clean > %s; exit 0\" TERM; "
+                       "echo ready; while :; do sleep 0.05; done'",
+                       done);
+    struct mlstage_proc_opts o = {.shell = cmd, .log_path = log_path};
+    struct mlstage_proc *p = NULL;
+    CU_ASSERT_EQUAL_FATAL(mlstage_proc_start(ctx, &o, &p), 0);
+    CU_ASSERT_TRUE(wait_for(log_path, "ready"));
+    CU_ASSERT_EQUAL(mlstage_proc_stop(p, 5), 0);
+    char *text = tu_read(done, NULL);
+    CU_ASSERT_PTR_NOT_NULL(text);
+    if (text)
+        CU_ASSERT_STRING_EQUAL(text, "clean\n");
+    free(text);
+    mlstage_proc_free(p);
+    free(cmd);
+    free(done);
+    free(log_path);
+    teardown();
+}
+
 static void test_exited_process_not_alive(void)
 {
     setup();
@@ -728,6 +757,8 @@ int main(int argc, char **argv)
          test_unwritable_log_stops_before_running},
         {"a background process runs in its own session and stops on request", test_start_and_stop},
         {"stop escalates to SIGKILL for the whole group", test_stop_escalates_to_kill},
+        {"stop gives the server behind a shell its grace",
+         test_stop_gives_the_server_behind_a_shell_its_grace},
         {"a background process that exited is not alive", test_exited_process_not_alive},
         {"freeing the handle leaves the process running", test_free_leaves_process_running},
         {"start refuses a missing log path and reports a missing command", test_start_errors},
