@@ -776,15 +776,22 @@ int mlstage_proc_stop(struct mlstage_proc *proc, double grace_s)
         return 0;
     deadline = now_mono() + (grace_s > 0 ? grace_s : DEFAULT_GRACE_S);
     kill(-proc->pid, SIGTERM);
-    while (mlstage_proc_alive(proc) && now_mono() < deadline)
-        sleep_s(0.02);
+    /* Most servers stop within milliseconds: look often at first, then every 20 ms. */
+    double pause = 0.001;
+    while (mlstage_proc_alive(proc) && now_mono() < deadline) {
+        sleep_s(pause);
+        pause = pause < 0.02 ? pause * 2 : 0.02;
+    }
     /*
      * The leader is often a shell that dies of SIGTERM at once while the
      * server it started is still shutting down cleanly: give the rest of
      * the group the same grace before SIGKILL.
      */
-    while (proc->reaped && group_running(proc->pid) && now_mono() < deadline)
-        sleep_s(0.02);
+    pause = 0.001;
+    while (proc->reaped && group_running(proc->pid) && now_mono() < deadline) {
+        sleep_s(pause);
+        pause = pause < 0.02 ? pause * 2 : 0.02;
+    }
     if (!proc->reaped) {
         kill(-proc->pid, SIGKILL);
         while (waitpid(proc->pid, NULL, 0) < 0 && errno == EINTR)
