@@ -262,8 +262,9 @@ class Replay:
     """One run of one pipeline."""
 
     def __init__(self, workplace, pipeline_file, parameters, queue_variables, secret_variables,
-                 run_number, expectations=None):
+                 run_number, skip_jobs=()):
         self.wp = workplace
+        self.skip_jobs = set(skip_jobs)
         self.file = pipeline_file
         self.run_number = run_number
         self.queue_variables = dict(queue_variables)
@@ -448,8 +449,27 @@ class Replay:
 
     def run_job(self, stage, stage_deps, job, jname, jdeps, stage_variables):
         key = f"{stage}.{jname}"
+        if key in self.skip_jobs:
+            log(f"-- job {key}: not replayed (--skip-job)")
+            self.job_results[key] = SKIPPED
+            return
         if "strategy" in job and job.get("job"):
-            raise ReplayError(f"job {key}: strategies (matrix, parallel) are not replayed")
+            strategy = job["strategy"]
+            if set(strategy) - {"matrix", "maxParallel"} or not isinstance(strategy.get("matrix"), dict):
+                raise ReplayError(f"job {key}: only a matrix of named legs is replayed")
+            results, outputs = [], {}
+            for leg, leg_vars in strategy["matrix"].items():
+                one = {k: v for k, v in job.items() if k != "strategy"}
+                one["variables"] = {**{n: v for n, v, _ in variables_of(job.get("variables"), key)},
+                                    **{k: to_string(v, DIALECT) for k, v in (leg_vars or {}).items()}}
+                self.run_job(stage, stage_deps, one, f"{jname}.{leg}", jdeps, stage_variables)
+                results.append(self.job_results.pop(f"{stage}.{jname}.{leg}"))
+                for k, v in self.job_outputs.pop(f"{stage}.{jname}.{leg}", {}).items():
+                    outputs[f"{leg}.{k}"] = v
+            self.job_results[key] = FAILED if FAILED in results else (
+                SKIPPED if all(r == SKIPPED for r in results) else SUCCEEDED)
+            self.job_outputs[key] = outputs
+            return
         base_vars = {**self.queue_variables, **self.root_variables, **stage_variables,
                      **self.predefined(self.wp.agent)}
         ctx = self.job_context(stage, stage_deps, jname, jdeps, base_vars)
@@ -521,6 +541,7 @@ class JobRun:
         self.post = []  # post-job actions
         self.failed = False
         self.scripts = 0
+        self.unnamed_outputs = 0
 
     def lookup(self, name):
         for table in (self.variables, self.secrets):
@@ -642,8 +663,9 @@ class JobRun:
                     raise ReplayError(f"{where}: task.setvariable without variable=")
                 if is_true(props.get("isoutput", "false")):
                     if not step_name:
-                        raise ReplayError(f"{where}: output variable {var} from a step without a name: "
-                                          f"nothing could read it")
+                        # The agent names such a step itself; no expression can name it back.
+                        self.unnamed_outputs += 1
+                        continue
                     full = f"{step_name}.{var}"
                     self.outputs[f"{self.output_prefix}{full}"] = data
                     self.variables[full] = data

@@ -94,8 +94,11 @@ def condition_text(value):
 
 
 class WorkflowRun:
-    def __init__(self, workplace, workflow_file, inputs, secrets, run_number):
+    def __init__(self, workplace, workflow_file, inputs, secrets, run_number, event="workflow_dispatch",
+                 skip_jobs=()):
         self.wp = workplace
+        self.event = event
+        self.skip_jobs = set(skip_jobs)
         self.file = workflow_file
         self.given_inputs = dict(inputs)
         self.secrets = dict(secrets)
@@ -107,10 +110,13 @@ class WorkflowRun:
         self.outputs_read = []
 
     def github(self, workspace, job=None, action_path=None):
+        pr = self.event == "pull_request"
         g = {
-            "event_name": "workflow_dispatch",
-            "ref": f"refs/heads/{self.wp.branch}",
-            "ref_name": self.wp.branch,
+            "event_name": self.event,
+            "ref": "refs/pull/1/merge" if pr else f"refs/heads/{self.wp.branch}",
+            "ref_name": "1/merge" if pr else self.wp.branch,
+            "head_ref": "replay" if pr else "",
+            "base_ref": self.wp.branch if pr else "",
             "ref_type": "branch",
             "sha": self.wp.commit,
             "repository": "replay/mlstage",
@@ -124,7 +130,8 @@ class WorkflowRun:
             "workflow": self.doc.get("name", ""),
             "actor": "mlstage-replay",
             "job": job or "",
-            "event": {"inputs": dict(self.inputs)},
+            "event": ({"pull_request": {"number": 1, "head": {"ref": "replay"}, "base": {"ref": self.wp.branch}}}
+                      if pr else {"inputs": dict(self.inputs)}),
         }
         if action_path:
             g["action_path"] = action_path
@@ -133,10 +140,13 @@ class WorkflowRun:
     def run(self):
         self.doc = load_yaml(self.file)
         on = self.doc.get("on") or {}
-        dispatch = (on.get("workflow_dispatch") or {}) if isinstance(on, dict) else {}
-        if not isinstance(on, dict) or "workflow_dispatch" not in on:
-            raise ReplayError("the replay starts workflows with workflow_dispatch, which this one does not take")
-        declared = dispatch.get("inputs") or {}
+        if isinstance(on, str):
+            on = {on: None}
+        elif isinstance(on, list):
+            on = {e: None for e in on}
+        if self.event not in on:
+            raise ReplayError(f"the workflow does not run on {self.event}")
+        declared = ((on.get("workflow_dispatch") or {}).get("inputs") or {}) if self.event == "workflow_dispatch" else {}
         self.inputs = {}
         for name, spec in declared.items():
             value = self.given_inputs.get(name, spec.get("default", ""))
@@ -147,6 +157,12 @@ class WorkflowRun:
         if unknown:
             raise ReplayError(f"the workflow declares no input(s) {sorted(unknown)}")
         self.permissions = self.doc.get("permissions", {})
+        conc = self.doc.get("concurrency")
+        if conc:
+            group = conc.get("group") if isinstance(conc, dict) else conc
+            ctx = Context(DIALECT, {"github": self.github(""), "inputs": Strict(self.inputs, "workflow inputs"),
+                                    "vars": Strict({}, "configuration variables")}, where="workflow concurrency")
+            log(f"workflow concurrency group {to_string(interpolate(group, ctx), DIALECT)!r}")
         jobs = self.doc.get("jobs") or {}
         order = self.order(jobs)
         for job_id in order:
@@ -192,8 +208,10 @@ class WorkflowRun:
         return Strict(needs, f"jobs that job {job_id} needs")
 
     def run_job(self, job_id, job):
-        if "strategy" in job:
-            raise ReplayError(f"job {job_id}: matrix strategies are not replayed")
+        if job_id in self.skip_jobs:
+            log(f"== job {job_id}: not replayed (--skip-job)")
+            self.results[job_id] = SKIPPED
+            return
         if "uses" in job:
             raise ReplayError(f"job {job_id}: reusable workflows are not replayed")
         ancestors = [self.results[a] for a in self.ancestors(job_id)]
@@ -218,12 +236,29 @@ class WorkflowRun:
             log(f"== job {job_id}: skipped (if: {job.get('if', 'success()')})")
             self.results[job_id] = SKIPPED
             return
-        JobRun(self, job_id, job).run()
+        strategy = job.get("strategy")
+        if not strategy:
+            JobRun(self, job_id, job, {}).run()
+            return
+        matrix = strategy.get("matrix") or {}
+        if set(strategy) - {"matrix", "fail-fast", "max-parallel"} or set(matrix) & {"include", "exclude"} \
+                or not all(isinstance(v, list) for v in matrix.values()):
+            raise ReplayError(f"job {job_id}: only a matrix of plain lists is replayed")
+        legs = [{}]
+        for key, values in matrix.items():
+            legs = [{**leg, key: v} for leg in legs for v in values]
+        results = []
+        for leg in legs:
+            JobRun(self, job_id, job, leg).run()
+            results.append(self.results[job_id])
+        self.results[job_id] = FAILURE if FAILURE in results else SUCCESS
+        self.outputs[job_id] = {}
 
 
 class JobRun:
-    def __init__(self, wf, job_id, job):
+    def __init__(self, wf, job_id, job, matrix):
         self.wf = wf
+        self.matrix = matrix
         self.wp = wf.wp
         self.job_id = job_id
         self.job = job
@@ -255,6 +290,7 @@ class JobRun:
                              "runner properties"),
             "job": Strict({"status": FAILURE if self.failed else SUCCESS}, "job properties"),
             "vars": Strict({}, "configuration variables"),
+            "matrix": Strict(self.matrix, "matrix values of this job"),
         }
         if inputs is not None:
             names["inputs"] = Strict(inputs, "inputs of the action")
@@ -289,7 +325,8 @@ class JobRun:
         env_name = job.get("environment")
         if isinstance(env_name, dict):
             env_name = env_name.get("name")
-        log(f"== job {job_id}" + (f" on environment {env_name} (its protection rules: approved by the replay)"
+        leg = ", ".join(f"{k}={v}" for k, v in self.matrix.items())
+        log(f"== job {job_id}" + (f" [{leg}]" if leg else "") + (f" on environment {env_name} (its protection rules: approved by the replay)"
                                   if env_name else ""))
         top = self.context({}, {}, f"workflow env")
         top.names.pop("steps")
@@ -321,10 +358,11 @@ class JobRun:
         env.update({
             "HOME": self.home, "CI": "true", "GITHUB_ACTIONS": "true",
             "GITHUB_WORKSPACE": self.workspace, "GITHUB_SHA": self.wp.commit,
-            "GITHUB_REF": f"refs/heads/{self.wp.branch}", "GITHUB_REF_NAME": self.wp.branch,
+            "GITHUB_REF": "refs/pull/1/merge" if self.wf.event == "pull_request" else f"refs/heads/{self.wp.branch}",
+            "GITHUB_REF_NAME": "1/merge" if self.wf.event == "pull_request" else self.wp.branch,
             "GITHUB_REPOSITORY": "replay/mlstage", "GITHUB_RUN_ID": str(7000 + self.wf.run_number),
             "GITHUB_RUN_NUMBER": str(self.wf.run_number), "GITHUB_RUN_ATTEMPT": "1",
-            "GITHUB_SERVER_URL": "https://github.com", "GITHUB_EVENT_NAME": "workflow_dispatch",
+            "GITHUB_SERVER_URL": "https://github.com", "GITHUB_EVENT_NAME": self.wf.event,
             "GITHUB_JOB": self.job_id, "RUNNER_OS": "Linux", "RUNNER_ARCH": "X64",
             "RUNNER_TEMP": self.temp,
         })

@@ -4,10 +4,12 @@ that its wiring holds: see README.md beside this file.
 
   tests/replay/replay.py azure-devops azure-pipelines/mlops.yml --run 0.5:promote --run 100:reject
   tests/replay/replay.py github github-workflows/mlops.yml --run 0.5:promote --run 100:reject
+  tests/replay/replay.py azure-devops azure-pipelines/pr.yml --run checks --skip-job __default.Test
 
 Each --run ALPHA:EXPECT is one run of the pipeline (in order, on the same "cloud"): ALPHA is the
 pipeline's alpha parameter (input), EXPECT is promote or reject, and says which jobs must have
-run and which must have been skipped (expectations.json). Exit 0 when every run did what it
+run and which must have been skipped (expectations.json). `--run checks` replays a pull request
+pipeline: every job must succeed, and nothing may be sent or deployed. Exit 0 when every run did what it
 must, 1 otherwise, with the reason.
 """
 
@@ -51,6 +53,42 @@ def registry_alias(wp, model, alias):
         return None
     with open(path) as f:
         return json.load(f).get(alias)
+
+
+def run_checks(runner, wp, pipeline, number, teams, skip_jobs):
+    """A pull request pipeline: every job it runs must succeed, and nothing may change."""
+    from azure_devops import Replay, SUCCEEDED, SKIPPED
+    from github_actions import WorkflowRun, SUCCESS, SKIPPED as GH_SKIPPED
+
+    log(f"\n######## {runner} run {number}: pull request checks (not replayed: {', '.join(skip_jobs) or 'none'})")
+    cards_before = len(teams.cards())
+    production_before = registry_alias(wp, "diabetes", "production")
+    problems = []
+    if runner == "azure-devops":
+        r = Replay(wp, os.path.join(wp.origin, pipeline), {"backend": "local"}, queue_variables={},
+                   secret_variables={}, run_number=number, skip_jobs=skip_jobs)
+        r.run()
+        results, ok_value, skip_value = r.job_results, SUCCEEDED, SKIPPED
+    else:
+        r = WorkflowRun(wp, os.path.join(wp.origin, pipeline), {}, secrets={}, run_number=number,
+                        event="pull_request", skip_jobs=skip_jobs)
+        r.run()
+        results, ok_value, skip_value = r.results, SUCCESS, GH_SKIPPED
+    for job, result in results.items():
+        if job in skip_jobs:
+            continue
+        check(result == ok_value, f"{job}: {result}", problems)
+    for job in skip_jobs:
+        check(job in results, f"--skip-job {job}: the pipeline has no such job", problems)
+    check(len(teams.cards()) == cards_before, "a pull request check sent a Teams card", problems)
+    check(registry_alias(wp, "diabetes", "production") == production_before,
+          "a pull request check moved the production alias", problems)
+    log(f"\n######## {runner} run {number} (pull request checks):")
+    for job, result in results.items():
+        log(f"   {job:28} {result}{' (--skip-job)' if job in skip_jobs else ''}")
+    for key, label, reason in r.pending:
+        log(f"   not replayed: {key} / {label}: {reason}")
+    return problems
 
 
 def run_once(runner, wp, pipeline, number, alpha, expect, teams, expectations):
@@ -118,7 +156,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     ap.add_argument("runner", choices=["azure-devops", "github"])
     ap.add_argument("pipeline", help="the pipeline file, relative to the repository")
-    ap.add_argument("--run", action="append", required=True, metavar="ALPHA:EXPECT")
+    ap.add_argument("--run", action="append", required=True, metavar="ALPHA:EXPECT",
+                    help="ALPHA:promote or ALPHA:reject for an MLOps pipeline; `checks` for a pull request one")
+    ap.add_argument("--skip-job", action="append", default=[], metavar="JOB",
+                    help="a job not to replay (Stage.Job, or the job id): the PR pipelines' test job runs this test suite")
     ap.add_argument("--source", default=SOURCE, help="the repository to replay (default: this one)")
     ap.add_argument("--keep", action="store_true", help="keep the replay's folder")
     ap.add_argument("--cache", help="the pipeline cache's folder, kept across replays (default: a new one)")
@@ -136,6 +177,10 @@ def main():
             raise ReplayError(f"{args.pipeline} is not in {args.source}")
         teams = TeamsStandin(args.source, os.path.join(root, "teams"))
         for number, spec in enumerate(args.run, 1):
+            if spec == "checks":
+                got = run_checks(args.runner, wp, args.pipeline, number, teams, args.skip_job)
+                problems.extend(f"run {number} (checks): {p}" for p in got)
+                continue
             alpha, _, expect = spec.partition(":")
             if expect not in ("promote", "reject"):
                 ap.error(f"--run {spec}: expected ALPHA:promote or ALPHA:reject")
