@@ -8,8 +8,8 @@
    GITHUB_ACTIONS=true), must give back the exact values.
 2. The expression evaluators on the cases the pipelines rely on.
 3. Broken copies of the pipelines — an output name mlstage never writes, a missing condition, a
-   missing artifact download, a missing id-token permission — must make the replay fail, with
-   a message that names the problem.
+   missing artifact download, a secret not mapped into its step, a missing id-token permission —
+   must make the replay fail, with a message that names the problem.
 """
 
 import argparse
@@ -142,6 +142,11 @@ MUTATIONS = [
      "azure-pipelines/mlops.yml", "azure-pipelines/mlops.yml",
      "  - Evaluate\n  condition: and(succeeded(), eq(dependencies.Evaluate.outputs['Evaluate.mlstage.promote'], 'true'))\n  jobs:\n  - job: Register",
      "  - Evaluate\n  jobs:\n  - job: Register", ["0.5:promote", "100:reject"], r"Register\.Register should have been skipped"),
+    ("azure: the Teams card without its secret mapped into the step", "azure-devops", "azure-pipelines/mlops.yml",
+     "azure-pipelines/mlops.yml",
+     "        - approval_url=$(System.CollectionUri)$(System.TeamProjectId)/_build/results?buildId=$(Build.BuildId)\n        env:\n          TEAMS_WEBHOOK_URL: $(TEAMS_WEBHOOK_URL)\n",
+     "        - approval_url=$(System.CollectionUri)$(System.TeamProjectId)/_build/results?buildId=$(Build.BuildId)\n",
+     ["0.5:promote"], r"Notify\.AskApproval should have run and succeeded: Failed"),
     ("github: a job output mlstage never writes (metric_file)", "github", "github-workflows/mlops.yml",
      "github-workflows/mlops.yml", "metrics=${{ needs.train.outputs.metrics_file }}\n            model_name=${{ env.MODEL_NAME }}\n            subscription_id=${{ env.AZURE_SUBSCRIPTION_ID }}\n            resource_group=${{ env.RESOURCE_GROUP }}\n            workspace=${{ env.AML_WORKSPACE }}\n\n  register:",
      "metrics=${{ needs.train.outputs.metric_file }}\n            model_name=${{ env.MODEL_NAME }}\n            subscription_id=${{ env.AZURE_SUBSCRIPTION_ID }}\n            resource_group=${{ env.RESOURCE_GROUP }}\n            workspace=${{ env.AML_WORKSPACE }}\n\n  register:",
