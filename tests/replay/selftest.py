@@ -5,7 +5,8 @@
 
 1. The parsers: ##vso lines and $GITHUB_OUTPUT files, written by hand and written by mlstage
    itself (the test plugin's special and multi-line outputs, under TF_BUILD=True and
-   GITHUB_ACTIONS=true), must give back the exact values.
+   GITHUB_ACTIONS=true), must give back the exact values; so must the composite action's own
+   reading of $GITHUB_OUTPUT into its outputs-json.
 2. The expression evaluators on the cases the pipelines rely on.
 3. Broken copies of the pipelines — an output name mlstage never writes, a missing condition, a
    missing artifact download, a secret not mapped into its step, a missing id-token permission —
@@ -101,6 +102,17 @@ def round_trip(mlstage, plugins):
                      {k: got.get(k) for k in want}, want)
         with open(out) as f:
             record("mlstage writes the multi-line output in the heredoc form", "multiline<<ghadelimiter_" in f.read())
+        # The composite action's outputs-json: its own reading of the file must agree with the runner's.
+        import json
+        import yaml
+        with open(os.path.join(SOURCE, "github-workflows", "action", "action.yml")) as f:
+            run = yaml.safe_load(f)["runs"]["steps"][-1]["run"]
+        script = run[run.index("<<'PY'\n") + len("<<'PY'\n"):run.rindex("\nPY")]
+        subprocess.run([sys.executable, "-c", script, out], check=True)
+        got = parse_file_commands(out)
+        everything = json.loads(got.get("outputs-json", "{}"))
+        expect_equal("the action's outputs-json holds every output, as the runner reads them",
+                     everything, {k: v for k, v in got.items() if k != "outputs-json"})
 
 
 def expressions():
