@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs what mlstage needs on Debian (build, run, tests), skipping what is there.
 #   scripts/deps.sh           build and run dependencies (the demo)
-#   scripts/deps.sh --tests   also what the test suite needs (node tools, clang-format)
+#   scripts/deps.sh --tests   also what the test suite needs (node tools, clang-format, python3-yaml
+#                             for the pipeline replay)
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config git ca-certificates curl
           libyaml-dev libjson-c-dev libcurl4-openssl-dev libgit2-dev libssl-dev libcunit1-dev
           python3 python3-sklearn python3-numpy)
 if [[ "${1:-}" == "--tests" ]]; then
-  packages+=(nodejs npm clang-format)
+  packages+=(nodejs npm clang-format python3-yaml)
   command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 &&
     packages=("${packages[@]/nodejs}") && packages=("${packages[@]/npm}")
 fi
