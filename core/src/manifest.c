@@ -886,7 +886,8 @@ int manifest_load(const char *path, struct manifest_doc **out, struct mls_err *e
     struct stat st;
     int rc = 0;
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* Non-blocking, so that opening a FIFO nobody writes to cannot hang us. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return err_set(err, MLSTAGE_EINPUT, "%s: cannot open the manifest: %s", path,
                        strerror(errno));
@@ -900,14 +901,25 @@ int manifest_load(const char *path, struct manifest_doc **out, struct mls_err *e
             err_set(err, MLSTAGE_EINPUT, "%s: is a directory; expected a YAML manifest file", path);
         goto done;
     }
-    /* Refuse before reading a byte; a FIFO or a growing file is caught by the read cap. */
-    if (S_ISREG(st.st_mode) && st.st_size > (off_t)MANIFEST_MAX_FILE) {
+    /*
+     * FIFOs, sockets and devices could block or never end: a manifest is a
+     * file. (A file that grows while read is still caught by the read cap.)
+     */
+    if (!S_ISREG(st.st_mode)) {
+        rc = err_set(err, MLSTAGE_EINPUT,
+                     "%s: is not a regular file (a FIFO, socket or device); expected a YAML "
+                     "manifest file",
+                     path);
+        goto done;
+    }
+    /* Refuse before reading a byte. */
+    if (st.st_size > (off_t)MANIFEST_MAX_FILE) {
         rc = fail_at(err, path, 1, 1,
                      "the file is %lld bytes; a manifest is limited to 4 MiB (%u bytes)",
                      (long long)st.st_size, MANIFEST_MAX_FILE);
         goto done;
     }
-    cap = S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : 65536;
+    cap = (size_t)st.st_size + 1;
     data = xcalloc(cap + 1, 1);
     for (;;) {
         if (len == cap) {
