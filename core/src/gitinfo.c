@@ -1,6 +1,7 @@
 /* gitinfo.c — commit, branch, tags, dirty flag and origin of the repository a stage runs in. */
 #include "gitinfo.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -18,12 +19,46 @@
 #include <git2.h>
 
 #include <mlstage/error.h>
+#include <mlstage/export.h>
+
+/*
+ * Debian builds libgit2 with mbedTLS, and git_libgit2_init() parses the whole system CA
+ * bundle for HTTPS (about 140 certificates, base64 and X.509: some 3 ms, a third of a no-op
+ * stage). mlstage only ever reads the local repository with libgit2. The collector process
+ * below sets skip_ca_bundle before it initialises libgit2; this definition of mbedTLS's
+ * loader, found before libmbedx509's own (libmlstage is loaded ahead of libgit2's
+ * dependencies), then loads nothing, so HTTPS attempted by libgit2 in that process would fail
+ * certificate verification, never skip it. Everywhere else, and whenever the flag is clear,
+ * the call goes on to mbedTLS; with a libgit2 built on OpenSSL nothing calls it at all.
+ */
+static int skip_ca_bundle;
+
+#define MBEDTLS_ERR_X509_FILE_IO_ERROR (-0x2900)
+
+struct mbedtls_x509_crt;
+MLSTAGE_API int mbedtls_x509_crt_parse_file(struct mbedtls_x509_crt *chain, const char *path);
+
+int mbedtls_x509_crt_parse_file(struct mbedtls_x509_crt *chain, const char *path)
+{
+    typedef int (*parse_fn)(struct mbedtls_x509_crt *, const char *);
+    static parse_fn real;
+    if (skip_ca_bundle)
+        return 0;
+    if (!real)
+        *(void **)&real = dlsym(RTLD_NEXT, "mbedtls_x509_crt_parse_file");
+    return real ? real(chain, path) : MBEDTLS_ERR_X509_FILE_IO_ERROR;
+}
+
+void gitinfo_skip_ca_bundle(int skip)
+{
+    skip_ca_bundle = skip;
+}
 
 /*
  * libgit2 is initialised once per process and never shut down: its
- * initialisation parses the system CA bundle (about 4 ms with Debian's
- * mbedTLS build of libgit2), which every call would otherwise pay again,
- * and this runs on every stage.
+ * initialisation costs milliseconds (mbedTLS seeding its generator, and
+ * the CA bundle where it is not skipped), which every call would
+ * otherwise pay again, and this runs on every stage.
  */
 static pthread_once_t git_once = PTHREAD_ONCE_INIT;
 static int git_init_rc;
@@ -133,6 +168,7 @@ struct gitinfo_job *gitinfo_start(const char *path)
         /* The collector: never outlives the agent, never runs its atexit work. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         close(fds[0]);
+        gitinfo_skip_ca_bundle(1);
         json_object *info = NULL;
         struct mls_err err = {0};
         int rc = gitinfo_collect(path, &info, &err);

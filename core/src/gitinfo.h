@@ -27,6 +27,12 @@
  */
 int gitinfo_collect(const char *path, json_object **out, struct mls_err *err);
 
+/*
+ * With skip set, libgit2 initialised afterwards in this process loads no CA
+ * certificates (it is only used on local repositories); see gitinfo.c.
+ */
+void gitinfo_skip_ca_bundle(int skip);
+
 /* Top level of the work tree containing `path`, newly allocated, or NULL. */
 char *gitinfo_toplevel(const char *path);
 

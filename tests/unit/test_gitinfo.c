@@ -509,6 +509,22 @@ static void repository_without_commits_gives_null(void)
     free(dir);
 }
 
+/* mbedTLS's CA loader, as gitinfo.c defines it in front of libmbedx509's own. */
+struct mbedtls_x509_crt;
+int mbedtls_x509_crt_parse_file(struct mbedtls_x509_crt *chain, const char *path);
+
+static void ca_bundle_loading_is_skipped_only_when_asked(void)
+{
+    /* Clear: the call reaches mbedTLS (or, without it, fails), and a missing file is an error. */
+    gitinfo_skip_ca_bundle(0);
+    CU_ASSERT_TRUE(mbedtls_x509_crt_parse_file(NULL, "/nonexistent/ca-certificates.crt") < 0);
+    /* Set, as in the collector: nothing is read, so a missing file does not matter. */
+    gitinfo_skip_ca_bundle(1);
+    CU_ASSERT_EQUAL(mbedtls_x509_crt_parse_file(NULL, "/nonexistent/ca-certificates.crt"), 0);
+    gitinfo_skip_ca_bundle(0);
+    CU_ASSERT_TRUE(mbedtls_x509_crt_parse_file(NULL, "/nonexistent/ca-certificates.crt") < 0);
+}
+
 int main(int argc, char **argv)
 {
     /*
@@ -549,6 +565,7 @@ int main(int argc, char **argv)
         {"strip_credentials handles each URL form", strip_credentials_handles_each_url_form},
         {"a folder outside any repository gives NULL", folder_outside_any_repository_gives_null},
         {"a repository without commits gives NULL", repository_without_commits_gives_null},
+        {"the CA bundle is skipped only when asked", ca_bundle_loading_is_skipped_only_when_asked},
         {NULL, NULL},
     };
     int rc = tu_main(argc, argv, "gitinfo", tests);
