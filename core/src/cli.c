@@ -291,6 +291,11 @@ void cli_git_start(struct cli_git *g)
     g->job = gitinfo_start(getcwd(cwd, sizeof(cwd)) ? cwd : ".");
 }
 
+int cli_git_poll_fd(void *ud)
+{
+    return gitinfo_poll_fd(((struct cli_git *)ud)->job);
+}
+
 json_object *cli_git_get(void *ud)
 {
     struct cli_git *g = ud;
@@ -429,6 +434,7 @@ static int cmd_run(int argc, char **argv)
         .plugin_dirs = dirs,
         .ci = (enum ci_kind)o.ci,
         .git = cli_git_get,
+        .git_poll_fd = cli_git_poll_fd,
         .git_ud = &git,
         .ci_info = ci,
     };

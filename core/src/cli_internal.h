@@ -39,7 +39,7 @@ void cli_mask_known_secrets(void);
 int cli_resolve_workspace(struct cli_opts *o);
 /*
  * Git metadata of the source repository (the current folder's), collected
- * in a background thread from the start of a command.
+ * in a background process from the start of a command.
  */
 struct cli_git {
     struct gitinfo_job *job;
@@ -48,6 +48,7 @@ struct cli_git {
 void cli_git_start(struct cli_git *g);
 /* Waits for it (once) and returns it borrowed, or NULL with one warning outside a repository. */
 json_object *cli_git_get(void *g);
+int cli_git_poll_fd(void *g); /* gitinfo_poll_fd of the collection */
 void cli_git_free(struct cli_git *g);
 /* Prints a JSON document on stdout, masked. */
 void cli_print_json(json_object *doc);

@@ -134,7 +134,7 @@ char *gitinfo_find_toplevel(const char *path)
  * pipe and exits.
  */
 struct gitinfo_job {
-    pid_t pid; /* the collector, or -1 when it ran inline */
+    pid_t pid; /* the collector, 0 once reaped, or -1 when it ran inline */
     int fd;    /* its pipe, or -1 */
     int done;
     char *path;
@@ -186,12 +186,19 @@ struct gitinfo_job *gitinfo_start(const char *path)
                 break;
             off += (size_t)n;
         }
+        /* The answer ends here, not when the exit has torn the address space down. */
+        close(fds[1]);
         _exit(0);
     }
     close(fds[1]);
     job->pid = pid;
     job->fd = fds[0];
     return job;
+}
+
+int gitinfo_poll_fd(const struct gitinfo_job *job)
+{
+    return job && !job->done && job->pid >= 0 ? job->fd : -1;
 }
 
 json_object *gitinfo_wait(struct gitinfo_job *job, struct mls_err *err)
@@ -216,8 +223,9 @@ json_object *gitinfo_wait(struct gitinfo_job *job, struct mls_err *err)
             }
             close(job->fd);
             job->fd = -1;
-            while (waitpid(job->pid, NULL, 0) < 0 && errno == EINTR)
-                ;
+            /* Still exiting, most likely: reaped by gitinfo_job_free, not waited for here. */
+            if (waitpid(job->pid, NULL, WNOHANG) == job->pid)
+                job->pid = 0;
             json_object *msg = b.data ? json_tokener_parse(b.data) : NULL, *v = NULL;
             buf_free(&b);
             if (!msg) {
@@ -244,6 +252,9 @@ void gitinfo_job_free(struct gitinfo_job *job)
     if (!job)
         return;
     gitinfo_wait(job, NULL);
+    if (job->pid > 0)
+        while (waitpid(job->pid, NULL, 0) < 0 && errno == EINTR)
+            ;
     json_object_put(job->result);
     free(job->path);
     free(job);

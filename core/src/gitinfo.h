@@ -45,9 +45,9 @@ char *gitinfo_find_toplevel(const char *path);
 
 /*
  * gitinfo_collect in a background process (forked before the agent has
- * any thread). libgit2's start-up alone costs milliseconds (Debian's build
- * parses the whole CA bundle at init), so the agent starts it first and
- * overlaps it with everything else.
+ * any thread). libgit2's start-up and a status of the work tree cost
+ * milliseconds, so the agent starts it first and overlaps it with
+ * everything else.
  */
 struct gitinfo_job;
 struct gitinfo_job *gitinfo_start(const char *path);
@@ -58,6 +58,11 @@ struct gitinfo_job *gitinfo_start(const char *path);
  * to the caller, never failures).
  */
 json_object *gitinfo_wait(struct gitinfo_job *job, struct mls_err *err);
+/*
+ * A descriptor that polls readable (or hung up) once gitinfo_wait would not
+ * block, or -1 when it would not block now.
+ */
+int gitinfo_poll_fd(const struct gitinfo_job *job);
 void gitinfo_job_free(struct gitinfo_job *job);
 
 /*

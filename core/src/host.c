@@ -355,6 +355,7 @@ struct parent_state {
     json_object *hello;
     int done;
     json_object *(*git)(void *ud); /* sent to the child after the fork, or NULL */
+    int (*git_poll_fd)(void *ud);
     void *git_ud;
     pid_t groups[HOST_MAX_GROUPS];
     size_t n_groups;
@@ -371,6 +372,13 @@ static void groups_update(struct parent_state *st, pid_t pgid, int on)
     }
     if (on && pgid > 1 && st->n_groups < HOST_MAX_GROUPS)
         st->groups[st->n_groups++] = pgid;
+}
+
+/* The git metadata as the child reads it: one JSON document, "null" outside a repository. */
+static void git_serialise(const struct parent_state *st, struct buf *out)
+{
+    json_object *git = st->git(st->git_ud);
+    buf_puts(out, git ? json_object_to_json_string_ext(git, MLS_JSON_PLAIN) : "null");
 }
 
 /* Sends `sig` to the plugin's group and to every command group it still has running. */
@@ -550,21 +558,23 @@ static int supervise(void (*child_fn)(int fd, const void *arg), const void *arg,
     child_git_fd = -1;
 
     /*
-     * Git metadata goes to the child now that it is loading the plugin: the
-     * collection (libgit2's start-up costs milliseconds) overlaps its start.
-     * The write end is non-blocking and drained in the loop below, so a
-     * child that never reads it cannot stall us.
+     * Git metadata goes to the child as soon as the collection (libgit2's
+     * start-up and a status cost milliseconds) is done: until then the loop
+     * below polls the collection along with the child. The write end is
+     * non-blocking and drained in the loop, so a child that never reads it
+     * cannot stall us.
      */
     struct buf git_out;
     buf_init(&git_out);
     size_t git_off = 0;
-    int git_fd = -1;
+    int git_fd = -1, git_wait_fd = -1;
     if (st->git) {
         close(git_pipe[0]);
-        json_object *git = st->git(st->git_ud);
-        buf_puts(&git_out, git ? json_object_to_json_string_ext(git, MLS_JSON_PLAIN) : "null");
         git_fd = git_pipe[1];
         fcntl(git_fd, F_SETFL, O_NONBLOCK);
+        git_wait_fd = st->git_poll_fd ? st->git_poll_fd(st->git_ud) : -1;
+        if (git_wait_fd < 0)
+            git_serialise(st, &git_out);
     }
 
     struct sigaction sa = {.sa_handler = on_stop}, old_int, old_term;
@@ -579,7 +589,7 @@ static int supervise(void (*child_fn)(int fd, const void *arg), const void *arg,
     double start = now_mono(), term_at = 0, exited_at = 0;
     int status = 0, reaped = 0, killed = 0;
     while (out.fd >= 0 || ctl.fd >= 0) {
-        if (git_fd >= 0) {
+        if (git_fd >= 0 && git_wait_fd < 0) {
             ssize_t n = write(git_fd, git_out.data + git_off, git_out.len - git_off);
             if (n > 0)
                 git_off += (size_t)n;
@@ -621,10 +631,17 @@ static int supervise(void (*child_fn)(int fd, const void *arg), const void *arg,
             if (left * 1000 < wait_ms)
                 wait_ms = left > 0 ? (int)(left * 1000) + 1 : 0;
         }
-        struct pollfd fds[3] = {{out.fd, POLLIN, 0}, {ctl.fd, POLLIN, 0}, {git_fd, POLLOUT, 0}};
-        int rc = poll(fds, 3, wait_ms);
+        struct pollfd fds[4] = {{out.fd, POLLIN, 0},
+                                {ctl.fd, POLLIN, 0},
+                                {git_wait_fd < 0 ? git_fd : -1, POLLOUT, 0},
+                                {git_wait_fd, POLLIN, 0}};
+        int rc = poll(fds, 4, wait_ms);
         if (rc < 0)
             continue; /* EINTR: a signal; the loop looks at it */
+        if (git_wait_fd >= 0 && (fds[3].revents & (POLLIN | POLLHUP | POLLERR))) {
+            git_serialise(st, &git_out); /* the collector has answered: this reads it to its end */
+            git_wait_fd = -1;
+        }
         if (out.fd >= 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) &&
             !channel_read(&out, on_output_line, st)) {
             channel_flush(&out, on_output_line, st);
@@ -648,7 +665,12 @@ static int supervise(void (*child_fn)(int fd, const void *arg), const void *arg,
     buf_free(&out.pending);
     buf_free(&ctl.pending);
     if (!reaped) {
-        /* Pipes closed: the child is exiting, but enforce the limits while waiting. */
+        /*
+         * Pipes closed: the child is exiting (its descriptors close a moment
+         * before it can be reaped), but enforce the limits while waiting;
+         * polled from 0.1 ms up, so an ordinary exit costs no idle wait.
+         */
+        double nap = 0.0001;
         for (;;) {
             pid_t w = waitpid(pid, &status, WNOHANG);
             if (w == pid)
@@ -664,7 +686,9 @@ static int supervise(void (*child_fn)(int fd, const void *arg), const void *arg,
                 signal_all(st, pid, SIGKILL);
                 killed = 1;
             }
-            sleep_s(0.01);
+            sleep_s(nap);
+            if (nap < 0.01)
+                nap *= 2;
         }
     }
     /* Whatever the plugin left behind in its group goes with it, and so do its commands. */
@@ -741,8 +765,11 @@ static void run_child(int fd, const void *arg)
 int host_run(const struct host_run_spec *spec, struct host_result *res)
 {
     memset(res, 0, sizeof(*res));
-    struct parent_state st = {
-        .ctx = spec->ctx, .res = res, .git = spec->git, .git_ud = spec->git_ud};
+    struct parent_state st = {.ctx = spec->ctx,
+                              .res = res,
+                              .git = spec->git,
+                              .git_poll_fd = spec->git_poll_fd,
+                              .git_ud = spec->git_ud};
     double grace = spec->kill_grace_s > 0 ? spec->kill_grace_s : HOST_DEFAULT_GRACE;
     supervise(run_child, spec, &st, spec->timeout_s, grace);
     if (res->code == MLSTAGE_EINTERNAL && !st.hello && res->signal && !res->interrupted) {

@@ -44,10 +44,13 @@ struct host_run_spec {
     double timeout_s;                 /* 0: none */
     double kill_grace_s;              /* 0: 10 s */
     /*
-     * Git metadata for the plugin's context, fetched after the fork so its
-     * collection overlaps the plugin's start; borrowed; may be NULL.
+     * Git metadata for the plugin's context, borrowed; may be NULL. It is
+     * fetched once git_poll_fd (when given and not -1) polls ready, so the
+     * collection overlaps the plugin's run and never holds up its output,
+     * its timeout or a stop signal.
      */
     json_object *(*git)(void *ud);
+    int (*git_poll_fd)(void *ud);
     void *git_ud;
 };
 

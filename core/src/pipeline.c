@@ -770,6 +770,7 @@ static int run_pipeline(const struct cli_opts *o, struct pipeline *p, struct cli
             .plugin_dirs = dirs,
             .ci = (enum ci_kind)o->ci,
             .git = cli_git_get,
+            .git_poll_fd = cli_git_poll_fd,
             .git_ud = g,
             .ci_info = ci,
             .stages = tbl,

@@ -308,6 +308,7 @@ int stage_run(const struct stage_opts *opts, struct task_manifest *task, struct 
         .timeout_s = task->timeout_s,
         .kill_grace_s = task->kill_grace_s,
         .git = opts->git,
+        .git_poll_fd = opts->git_poll_fd,
         .git_ud = opts->git_ud,
     };
     double t_plugin = now_mono();
@@ -315,6 +316,10 @@ int stage_run(const struct stage_opts *opts, struct task_manifest *task, struct 
      * that moment, so that it stops before the host would stop it. */
     ctx->deadline = task->timeout_s > 0 ? t_plugin + task->timeout_s : 0;
     rc = host_run(&spec, &hr);
+    double t_host = now_mono();
+    /* The outputs are final: written while the git collection may still be running. */
+    struct mls_err werr = {0};
+    int werr_rc = write_json(run_dir, "outputs.json", ctx->outputs, &werr);
     double t_git = now_mono();
     json_object *git = opts->git(opts->git_ud);
     double t_finish = now_mono();
@@ -372,7 +377,7 @@ int stage_run(const struct stage_opts *opts, struct task_manifest *task, struct 
     json_object *timings = json_object_new_object();
     json_object_object_add(timings, "setup_ms",
                            json_object_new_double((t_plugin - started_mono) * 1e3));
-    json_object_object_add(timings, "plugin_ms", json_object_new_double((t_git - t_plugin) * 1e3));
+    json_object_object_add(timings, "plugin_ms", json_object_new_double((t_host - t_plugin) * 1e3));
     json_object_object_add(timings, "git_wait_ms",
                            json_object_new_double((t_finish - t_git) * 1e3));
     json_object_object_add(timings, "finish_ms",
@@ -387,9 +392,7 @@ int stage_run(const struct stage_opts *opts, struct task_manifest *task, struct 
     json_object_object_add(record, "ci", json_object_get(opts->ci_info));
     json_object_object_add(record, "mlstage_version", json_object_new_string(MLSTAGE_VERSION));
 
-    struct mls_err werr = {0};
-    if (write_json(run_dir, "outputs.json", ctx->outputs, &werr) != 0 ||
-        write_json(run_dir, "run.json", record, &werr) != 0) {
+    if (werr_rc != 0 || write_json(run_dir, "run.json", record, &werr) != 0) {
         log_msg(MLSTAGE_LOG_ERROR, "%s", werr.msg);
         if (!rc)
             rc = err_set(&err, MLSTAGE_EIO, "%s", werr.msg);

@@ -21,6 +21,7 @@ struct stage_opts {
      * only when needed: it may wait for the background collection.
      */
     json_object *(*git)(void *ud);
+    int (*git_poll_fd)(void *ud); /* when git would block, what to poll first; may be NULL */
     void *git_ud;
     json_object *ci_info; /* ci_info(); borrowed */
     /* Pipelines: the stages table for ${stages.*} (see expand.h), or NULL. */

@@ -17,7 +17,7 @@ static const char schema[] =
     "  \"mode\": {\"type\": \"string\", \"enum\": [\"ok\", \"outputs\", \"artifacts\", \"crash\","
     "            \"abort\", \"hang\", \"hang-ignore-term\", \"fail\", \"secret\", \"exit\","
     "            \"plan\", \"subprocess\", \"subprocess-hang\", \"subprocess-crash\","
-    "            \"print\", \"noop\", \"artifact-path\", \"time-left\"]},"
+    "            \"print\", \"noop\", \"artifact-path\", \"time-left\", \"git\"]},"
     "  \"count\": {\"type\": \"integer\", \"minimum\": 0, \"maximum\": 100, \"default\": 1},"
     "  \"label\": {\"type\": \"string\", \"default\": \"x\"},"
     "  \"secret_name\": {\"type\": \"string\"},"
@@ -172,6 +172,14 @@ static int test_run(struct mlstage_ctx *ctx)
     }
     if (strcmp(mode, "subprocess") == 0)
         return run_subprocess(ctx);
+    if (strcmp(mode, "git") == 0) {
+        json_object *git = mlstage_git(ctx), *commit = NULL;
+        mlstage_output_set(ctx, "commit",
+                           git && json_object_object_get_ex(git, "commit", &commit)
+                               ? json_object_get_string(commit)
+                               : "none");
+        return 0;
+    }
     if (strcmp(mode, "noop") == 0)
         return 0;
     if (strcmp(mode, "artifact-path") == 0)
