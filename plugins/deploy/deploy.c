@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "deploy.h"
+#include "plugin_backend.h"
 #include "smoke.h"
 
 static const char deploy_schema[] =
@@ -63,24 +64,10 @@ static const struct deploy_backend *const backends[] = {&deploy_local_backend,
                                                         &deploy_azureml_backend};
 #define N_BACKENDS (sizeof(backends) / sizeof(backends[0]))
 
-static int pick_backend(struct mlstage_ctx *ctx, const struct deploy_backend **out)
+/* The table's names, for plugin_backend_pick, which does not know its struct. */
+static const char *backend_name(size_t i)
 {
-    const char *name = mlstage_backend(ctx);
-    char supported[256] = "";
-    size_t used = 0;
-    for (size_t i = 0; i < N_BACKENDS; i++) {
-        if (strcmp(backends[i]->name, name) == 0) {
-            *out = backends[i];
-            return 0;
-        }
-        used += (size_t)snprintf(supported + used, sizeof(supported) - used, "%s%s", i ? ", " : "",
-                                 backends[i]->name);
-        if (used >= sizeof(supported))
-            break;
-    }
-    return mlstage_error_set(ctx, MLSTAGE_EINPUT,
-                             "the deploy plugin has no %s backend yet; supported backends: %s",
-                             name, supported);
+    return backends[i]->name;
 }
 
 /* An optional string input, NULL when absent, null or empty. */
@@ -146,10 +133,12 @@ static int deploy_run(struct mlstage_ctx *ctx)
     const struct deploy_backend *backend = NULL;
     struct deploy_result res = {0};
     json_object *smoke = NULL;
+    size_t which = 0;
     int rc;
 
-    if ((rc = pick_backend(ctx, &backend)) != 0)
+    if ((rc = plugin_backend_pick(ctx, "deploy", backend_name, N_BACKENDS, &which)) != 0)
         return rc;
+    backend = backends[which];
     struct deploy_request req = {
         .endpoint = mlstage_input_string(ctx, "endpoint", NULL),
         .model = mlstage_input_string(ctx, "model", NULL),

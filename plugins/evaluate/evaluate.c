@@ -1,6 +1,7 @@
 /* evaluate.c — the evaluate plugin: its descriptor, the candidate's metrics, outputs, the verdict.
  */
 #include "evaluate.h"
+#include "plugin_backend.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -62,20 +63,10 @@ static const struct evaluate_backend *const evaluate_backends[] = {
 
 #define N_BACKENDS (sizeof(evaluate_backends) / sizeof(evaluate_backends[0]))
 
-static const struct evaluate_backend *backend_for(struct mlstage_ctx *ctx)
+/* The table's names, for plugin_backend_pick, which does not know its struct. */
+static const char *backend_name(size_t i)
 {
-    const char *name = mlstage_backend(ctx);
-    for (size_t i = 0; i < N_BACKENDS; i++)
-        if (strcmp(evaluate_backends[i]->name, name) == 0)
-            return evaluate_backends[i];
-    char names[256] = "";
-    for (size_t i = 0; i < N_BACKENDS; i++)
-        snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s", i ? ", " : "",
-                 evaluate_backends[i]->name);
-    mlstage_error_set(ctx, MLSTAGE_EINPUT,
-                      "backend \"%s\" is not supported by the evaluate plugin (supported: %s)",
-                      name, names);
-    return NULL;
+    return evaluate_backends[i]->name;
 }
 
 /* ---- the candidate's metrics -------------------------------------------- */
@@ -264,15 +255,17 @@ static void rules_from_inputs(struct mlstage_ctx *ctx, struct evaluate_rules *ru
 
 static int evaluate_run(struct mlstage_ctx *ctx)
 {
-    const struct evaluate_backend *backend = backend_for(ctx);
+    const struct evaluate_backend *backend = NULL;
     struct evaluate_rules rules;
     struct evaluate_result res;
     json_object *candidate = NULL, *champion = NULL;
     char *svg_path = NULL;
+    size_t which = 0;
     int missing_file = 0, rc;
     memset(&res, 0, sizeof(res));
-    if (!backend)
-        return MLSTAGE_EINPUT;
+    if ((rc = plugin_backend_pick(ctx, "evaluate", backend_name, N_BACKENDS, &which)) != 0)
+        return rc;
+    backend = evaluate_backends[which];
     rules_from_inputs(ctx, &rules);
 
     if ((rc = backend->champion(ctx, rules.model, rules.alias, &champion)) != 0)

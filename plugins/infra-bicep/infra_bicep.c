@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "infra_bicep.h"
+#include "plugin_backend.h"
 
 static const char infra_schema[] =
     "{"
@@ -51,6 +52,12 @@ static const char infra_schema[] =
 static const struct infra_backend *const backends[] = {&infra_local_backend,
                                                        &infra_azureml_backend};
 #define N_BACKENDS (sizeof(backends) / sizeof(backends[0]))
+
+/* The table's names, for plugin_backend_pick, which does not know its struct. */
+static const char *backend_name(size_t i)
+{
+    return backends[i]->name;
+}
 
 /* ---- shared helpers ----------------------------------------------------------- */
 
@@ -183,19 +190,6 @@ static void job_free(struct infra_job *job)
     json_object_put(job->tags);
 }
 
-static int pick_backend(struct mlstage_ctx *ctx, const struct infra_backend **out)
-{
-    const char *name = mlstage_backend(ctx);
-    for (size_t i = 0; i < N_BACKENDS; i++) {
-        if (strcmp(backends[i]->name, name) == 0) {
-            *out = backends[i];
-            return 0;
-        }
-    }
-    return mlstage_error_set(ctx, MLSTAGE_EINPUT,
-                             "the infra-bicep plugin has no %s backend (local, azureml)", name);
-}
-
 /* The deployment's tags: the manifest's, then the provenance tags, which always win. */
 static json_object *deployment_tags(struct mlstage_ctx *ctx)
 {
@@ -248,10 +242,13 @@ static int infra_run(struct mlstage_ctx *ctx)
 {
     const struct infra_backend *backend = NULL;
     struct infra_job job;
+    size_t which = 0;
     int rc;
     memset(&job, 0, sizeof(job));
-    if ((rc = pick_backend(ctx, &backend)) != 0 || (rc = job_inputs(ctx, &job)) != 0)
+    if ((rc = plugin_backend_pick(ctx, "infra-bicep", backend_name, N_BACKENDS, &which)) != 0 ||
+        (rc = job_inputs(ctx, &job)) != 0)
         goto done;
+    backend = backends[which];
     /* A pipeline's dry run may not have the files an earlier stage would make: plan instead. */
     if (mlstage_input_pending(ctx, "template") || mlstage_input_pending(ctx, "parameters")) {
         mlstage_plan(ctx, "%s: check %s with %s, then %s with the %s backend", job.deployment_name,

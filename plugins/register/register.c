@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "plugin_backend.h"
 #include "register.h"
 
 static const char register_schema[] =
@@ -48,24 +49,10 @@ void register_result_free(struct register_result *res)
     memset(res, 0, sizeof(*res));
 }
 
-static int pick_backend(struct mlstage_ctx *ctx, const struct register_backend **out)
+/* The table's names, for plugin_backend_pick, which does not know its struct. */
+static const char *backend_name(size_t i)
 {
-    const char *name = mlstage_backend(ctx);
-    char supported[256] = "";
-    size_t used = 0;
-    for (size_t i = 0; i < N_BACKENDS; i++) {
-        if (strcmp(backends[i]->name, name) == 0) {
-            *out = backends[i];
-            return 0;
-        }
-        used += (size_t)snprintf(supported + used, sizeof(supported) - used, "%s%s", i ? ", " : "",
-                                 backends[i]->name);
-        if (used >= sizeof(supported))
-            break;
-    }
-    return mlstage_error_set(ctx, MLSTAGE_EINPUT,
-                             "the register plugin has no %s backend yet; supported backends: %s",
-                             name, supported);
+    return backends[i]->name;
 }
 
 /*
@@ -228,10 +215,12 @@ static int register_run(struct mlstage_ctx *ctx)
     struct register_result res = {0};
     json_object *metrics = NULL, *params = NULL, *tags = NULL;
     char mtext[512];
+    size_t which = 0;
     int rc;
 
-    if ((rc = pick_backend(ctx, &backend)) != 0)
+    if ((rc = plugin_backend_pick(ctx, "register", backend_name, N_BACKENDS, &which)) != 0)
         return rc;
+    backend = backends[which];
     struct register_request req = {
         .model = mlstage_input_string(ctx, "model", NULL),
         .model_dir = mlstage_input_string(ctx, "model_dir", NULL),

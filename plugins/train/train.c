@@ -1,5 +1,6 @@
 /* train.c — the train plugin: its descriptor, its inputs turned into one job, the backend chosen.
  */
+#include "plugin_backend.h"
 #include "train.h"
 
 #include <ctype.h>
@@ -352,21 +353,10 @@ static int job_build(struct mlstage_ctx *ctx, struct job_store *s)
 
 /* ---- run ----------------------------------------------------------------- */
 
-static const struct train_backend *backend_for(struct mlstage_ctx *ctx)
+/* The table's names, for plugin_backend_pick, which does not know its struct. */
+static const char *backend_name(size_t i)
 {
-    const char *name = mlstage_backend(ctx);
-    for (size_t i = 0; i < N_BACKENDS; i++)
-        if (strcmp(train_backends[i]->name, name) == 0)
-            return train_backends[i];
-    char names[256] = "";
-    for (size_t i = 0; i < N_BACKENDS; i++)
-        snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s", i ? ", " : "",
-                 train_backends[i]->name);
-    mlstage_error_set(ctx, MLSTAGE_EINPUT,
-                      "backend \"%s\" is not supported by the train plugin (supported: %s); "
-                      "run with --backend local or set backend: local in the manifest",
-                      name, names);
-    return NULL;
+    return train_backends[i]->name;
 }
 
 /* The command's log is an artefact even when the command failed: it says why. */
@@ -389,11 +379,13 @@ static int train_run(struct mlstage_ctx *ctx)
 {
     struct job_store store;
     struct train_outcome outcome = {0};
-    const struct train_backend *backend = backend_for(ctx);
+    const struct train_backend *backend = NULL;
+    size_t which = 0;
     int rc;
     memset(&store, 0, sizeof(store));
-    if (!backend)
-        return MLSTAGE_EINPUT;
+    if ((rc = plugin_backend_pick(ctx, "train", backend_name, N_BACKENDS, &which)) != 0)
+        return rc;
+    backend = train_backends[which];
     if ((rc = job_build(ctx, &store)) != 0)
         goto done;
     if (mlstage_dry_run(ctx) && backend->plan) {
