@@ -1,5 +1,6 @@
 /* evaluate_report.c — the evaluation for people: markdown table, mermaid chart, SVG bar charts. */
 #include "evaluate.h"
+#include "markdown.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -77,19 +78,6 @@ static void xml_text(FILE *f, const char *text, size_t max_chars)
                 fwrite(p, 1, n, f);
         }
         p += n;
-    }
-}
-
-/* A markdown table cell: "|" would end the cell, a newline the table. */
-static void md_cell(FILE *f, const char *text)
-{
-    for (const char *p = text; *p; p++) {
-        if (*p == '|')
-            fputs("\\|", f);
-        else if (*p == '\n' || *p == '\r')
-            fputc(' ', f);
-        else
-            fputc(*p, f);
     }
 }
 
@@ -175,7 +163,7 @@ static void markdown_table(FILE *f, const struct evaluate_rules *rules,
         fputs("| ", f);
         if (r->primary)
             fputs("**", f);
-        md_cell(f, r->name);
+        md_table_cell(f, r->name);
         if (r->primary)
             fprintf(f, "** (%s)", rules->maximize ? "higher is better" : "lower is better");
         fprintf(f, " | %.6g | ", r->candidate);
@@ -393,7 +381,7 @@ int evaluate_report(struct mlstage_ctx *ctx, const struct evaluate_rules *rules,
     fprintf(f, "### Evaluation of %s (%s): %s\n\n", rules->model, mlstage_task_name(ctx),
             res->promote ? "promote" : "keep the champion");
     fprintf(f, "**promote = %s** \xE2\x80\x94 ", res->promote ? "true" : "false");
-    md_cell(f, res->reason);
+    md_table_cell(f, res->reason);
     fputs("\n\n", f);
     markdown_table(f, rules, res);
     fputs("\n", f);

@@ -79,8 +79,7 @@ int train_read_metrics(struct mlstage_ctx *ctx, const char *path, json_object **
 /* Publishes outputs "metrics" (compact JSON) and metric_<name> for each metric. */
 int train_publish_metrics(struct mlstage_ctx *ctx, json_object *metrics);
 
-/* A table cell and inline code for summaries: text that cannot break the markdown. */
-void train_md_cell(FILE *f, const char *text);
+/* Inline code for summaries: text that cannot break the markdown (table cells: markdown.h). */
 void train_md_code(FILE *f, const char *text);
 
 /* A number as the shortest text that reads back as the same double. */

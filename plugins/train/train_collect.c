@@ -1,4 +1,5 @@
 /* train_collect.c — what every train backend ends with: check, stamp and publish what it made. */
+#include "markdown.h"
 #include "train.h"
 
 #include <ctype.h>
@@ -127,19 +128,6 @@ static int publish(struct mlstage_ctx *ctx, const struct train_job *job, json_ob
     return rc ? MLSTAGE_EINTERNAL : 0;
 }
 
-/* A table cell: "|" would end the cell, a newline the table. */
-void train_md_cell(FILE *f, const char *text)
-{
-    for (const char *p = text; *p; p++) {
-        if (*p == '|')
-            fputs("\\|", f);
-        else if (*p == '\n' || *p == '\r')
-            fputc(' ', f);
-        else
-            fputc(*p, f);
-    }
-}
-
 /* Inline code that survives backticks in the text. */
 void train_md_code(FILE *f, const char *text)
 {
@@ -168,7 +156,7 @@ static int summarize(struct mlstage_ctx *ctx, const struct train_job *job,
     json_object_object_foreach(metrics, name, val)
     {
         fputs("| ", f);
-        train_md_cell(f, name);
+        md_table_cell(f, name);
         fprintf(f, " | %.6g |\n", json_object_get_double(val));
     }
     if (job->params && json_object_object_length(job->params) > 0) {
@@ -176,9 +164,9 @@ static int summarize(struct mlstage_ctx *ctx, const struct train_job *job,
         json_object_object_foreach(job->params, pname, pval)
         {
             fputs("| ", f);
-            train_md_cell(f, pname);
+            md_table_cell(f, pname);
             fputs(" | ", f);
-            train_md_cell(f, json_object_get_string(pval));
+            md_table_cell(f, json_object_get_string(pval));
             fputs(" |\n", f);
         }
     }
