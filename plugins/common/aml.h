@@ -43,6 +43,20 @@ struct aml_workspace {
 int aml_workspace_from_inputs(struct mlstage_ctx *ctx, struct aml_workspace *ws);
 void aml_workspace_free(struct aml_workspace *ws);
 
+/*
+ * The inputs aml_workspace_from_inputs reads, as properties of a plugin's
+ * input schema (text ending in a comma, spliced into "properties"): one
+ * declaration, so that every schema says them as the reader takes them.
+ * Null is allowed because the local backend does without them.
+ */
+#define AML_WORKSPACE_INPUTS_SCHEMA                                                                \
+    "  \"subscription_id\": {\"type\": [\"string\", \"null\"],"                                    \
+    "    \"description\": \"azureml: the workspace's subscription id\"},"                          \
+    "  \"resource_group\": {\"type\": [\"string\", \"null\"],"                                     \
+    "    \"description\": \"azureml: the workspace's resource group\"},"                           \
+    "  \"workspace\": {\"type\": [\"string\", \"null\"],"                                          \
+    "    \"description\": \"azureml: the Azure Machine Learning workspace\"},"
+
 /* ws->path followed by the formatted text; a new string, NULL when out of memory. */
 char *aml_path(const struct aml_workspace *ws, const char *fmt, ...) MLSTAGE_PRINTF(2, 3);
 

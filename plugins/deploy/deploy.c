@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aml.h"
 #include "deploy.h"
 #include "plugin_backend.h"
 #include "smoke.h"
@@ -37,12 +38,7 @@ static const char deploy_schema[] =
     "  \"rollback\": {\"type\": \"boolean\", \"default\": false,"
     "    \"description\": \"switch back to the previous slot instead of deploying\"},"
     /* The azureml backend's own inputs: optional in the schema, checked by that backend. */
-    "  \"subscription_id\": {\"type\": [\"string\", \"null\"],"
-    "    \"description\": \"azureml: the workspace's subscription id\"},"
-    "  \"resource_group\": {\"type\": [\"string\", \"null\"],"
-    "    \"description\": \"azureml: the workspace's resource group\"},"
-    "  \"workspace\": {\"type\": [\"string\", \"null\"],"
-    "    \"description\": \"azureml: the Azure Machine Learning workspace\"},"
+    AML_WORKSPACE_INPUTS_SCHEMA
     "  \"instance_type\": {\"type\": [\"string\", \"null\"], \"default\": \"Standard_DS3_v2\","
     "    \"description\": \"azureml: the VM size of the deployment's instances\"},"
     "  \"instance_count\": {\"type\": \"integer\", \"minimum\": 1, \"maximum\": 100,"

@@ -1,5 +1,6 @@
 /* train.c — the train plugin: its descriptor, its inputs turned into one job, the backend chosen.
  */
+#include "aml.h"
 #include "plugin_backend.h"
 #include "train.h"
 
@@ -49,12 +50,8 @@ static const char train_schema[] =
     "    \"description\": \"more files or folders to stamp, relative to the run's outputs "
     "folder unless absolute\"},"
     /* The azureml backend's own inputs: optional in the schema, checked by that backend. */
-    "  \"subscription_id\": {\"type\": [\"string\", \"null\"],"
-    "    \"description\": \"azureml: the workspace's subscription id\"},"
-    "  \"resource_group\": {\"type\": [\"string\", \"null\"],"
-    "    \"description\": \"azureml: the workspace's resource group\"},"
-    "  \"workspace\": {\"type\": [\"string\", \"null\"],"
-    "    \"description\": \"azureml: the Azure Machine Learning workspace\"},"
+    AML_WORKSPACE_INPUTS_SCHEMA
+    /* what the job runs, where, and in what */
     "  \"code\": {\"type\": [\"string\", \"null\"],"
     "    \"description\": \"azureml: the folder uploaded as the job's code snapshot, relative "
     "to the workspace; the command runs in it as it runs in cwd locally\"},"
