@@ -19,6 +19,12 @@
 const char *aml_str(json_object *o, ...);
 /* o.a.b... as an object or array, or NULL; the path ends with NULL. Borrowed. */
 json_object *aml_get(json_object *o, ...);
+/* o.key when it is a string, else NULL (unlike aml_str, not a number as text). Borrowed. */
+const char *aml_string_of(json_object *o, const char *key);
+/* o.key when it is an object (so it can be walked as one), else NULL. Borrowed. */
+json_object *aml_object_of(json_object *o, const char *key);
+/* A model version's name as a positive number ("3" is 3), 0 when it is not one ("03", "v3"). */
+int aml_version_number(const char *name);
 /* printf into a new string, or NULL when out of memory. */
 char *aml_fmt(const char *fmt, ...) MLSTAGE_PRINTF(1, 2);
 /* Seconds a long-running wait may take: what the stage's timeout leaves, less a margin. */

@@ -52,6 +52,32 @@ json_object *aml_get(json_object *o, ...)
                : NULL;
 }
 
+const char *aml_string_of(json_object *o, const char *key)
+{
+    json_object *v = NULL;
+    if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+        return NULL;
+    return json_object_get_string(v);
+}
+
+json_object *aml_object_of(json_object *o, const char *key)
+{
+    json_object *v = NULL;
+    if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_object))
+        return NULL;
+    return v;
+}
+
+int aml_version_number(const char *name)
+{
+    if (!name || !*name || name[0] == '0' || strlen(name) > 9)
+        return 0;
+    for (const char *p = name; *p; p++)
+        if (!isdigit((unsigned char)*p))
+            return 0;
+    return (int)strtol(name, NULL, 10);
+}
+
 char *aml_fmt(const char *fmt, ...)
 {
     char *out = NULL;

@@ -6,34 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aml.h"
 #include "evaluate.h"
-
-static const char *str_of(json_object *o, const char *key)
-{
-    json_object *v = NULL;
-    if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
-        return NULL;
-    return json_object_get_string(v);
-}
-
-static json_object *obj_of(json_object *o, const char *key)
-{
-    json_object *v = NULL;
-    if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_object))
-        return NULL;
-    return v;
-}
-
-/* A version name as a positive number, or 0 when it is not one. */
-static int version_number(const char *name)
-{
-    if (!name || !*name || name[0] == '0' || strlen(name) > 9)
-        return 0;
-    for (const char *p = name; *p; p++)
-        if (!isdigit((unsigned char)*p))
-            return 0;
-    return (int)strtol(name, NULL, 10);
-}
 
 /* The metrics register recorded: properties MLSTAGE_AML_METRIC_PREFIX<name> = number text. */
 static json_object *metrics_of(json_object *props)
@@ -88,8 +62,8 @@ static int azureml_champion(struct mlstage_ctx *ctx, const char *model, const ch
             model, ws, alias);
         goto done;
     }
-    const char *name = str_of(version, "name");
-    int number = version_number(name);
+    const char *name = aml_string_of(version, "name");
+    int number = aml_version_number(name);
     if (!number) {
         rc = mlstage_error_set(
             ctx, MLSTAGE_EFAIL,
@@ -99,15 +73,16 @@ static int azureml_champion(struct mlstage_ctx *ctx, const char *model, const ch
             name ? name : "", model, alias);
         goto done;
     }
-    json_object *props = obj_of(version, "properties"), *tags = obj_of(props, "tags");
+    json_object *props = aml_object_of(version, "properties"), *tags = aml_object_of(props, "tags");
     json_object *champion = json_object_new_object();
     json_object_object_add(champion, "name", json_object_new_string(model));
     json_object_object_add(champion, "version", json_object_new_int(number));
-    json_object_object_add(champion, "metrics", metrics_of(obj_of(props, "properties")));
+    json_object_object_add(champion, "metrics", metrics_of(aml_object_of(props, "properties")));
     json_object_object_add(champion, "tags",
                            tags ? json_object_get(tags) : json_object_new_object());
-    if (str_of(version, "id"))
-        json_object_object_add(champion, "id", json_object_new_string(str_of(version, "id")));
+    if (aml_string_of(version, "id"))
+        json_object_object_add(champion, "id",
+                               json_object_new_string(aml_string_of(version, "id")));
     mlstage_info(ctx, "champion: %s version %d (%s), from workspace %s", model, number, alias, ws);
     *out = champion;
 done:

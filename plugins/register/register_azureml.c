@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "aml.h"
 #include "register.h"
 
 #define AML MLSTAGE_AML_API_VERSION
@@ -50,22 +51,6 @@ static char *strf(const char *fmt, ...)
     return s;
 }
 
-static const char *str_of(json_object *o, const char *key)
-{
-    json_object *v = NULL;
-    if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
-        return NULL;
-    return json_object_get_string(v);
-}
-
-static json_object *obj_of(json_object *o, const char *key)
-{
-    json_object *v = NULL;
-    if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_object))
-        return NULL;
-    return v;
-}
-
 static void run_free(struct aml_run *r)
 {
     free(r->ws);
@@ -78,17 +63,6 @@ static void run_free(struct aml_run *r)
     free(r->credentials_type);
     free(r->prefix);
     memset(r, 0, sizeof(*r));
-}
-
-/* A version name as a positive number, or 0 when it is not one. */
-static int version_number(const char *name)
-{
-    if (!name || !*name || name[0] == '0' || strlen(name) > 9)
-        return 0;
-    for (const char *p = name; *p; p++)
-        if (!isdigit((unsigned char)*p))
-            return 0;
-    return (int)strtol(name, NULL, 10);
 }
 
 /* The shortest text that reads back as the same double: 54.01, not 54.009999999999998. */
@@ -194,9 +168,11 @@ static int find_by_digest(struct mlstage_ctx *ctx, const struct aml_run *r, json
     for (size_t i = 0; i < json_object_array_length(items); i++) {
         json_object *v = json_object_array_get_idx(items, i);
         /* The filter is the service's; the comparison is ours. */
-        if (strcmp(str_of(obj_of(obj_of(v, "properties"), "tags"), TAG_DIGEST) ?: "", r->digest))
+        if (strcmp(aml_string_of(aml_object_of(aml_object_of(v, "properties"), "tags"), TAG_DIGEST)
+                       ?: "",
+                   r->digest))
             continue;
-        int n = version_number(str_of(v, "name"));
+        int n = aml_version_number(aml_string_of(v, "name"));
         if (n > best) {
             best = n;
             json_object_put(*found);
@@ -216,7 +192,7 @@ static int highest_version(struct mlstage_ctx *ctx, const struct aml_run *r, int
     if (rc)
         return rc;
     for (size_t i = 0; i < json_object_array_length(items); i++) {
-        int n = version_number(str_of(json_object_array_get_idx(items, i), "name"));
+        int n = aml_version_number(aml_string_of(json_object_array_get_idx(items, i), "name"));
         if (n > *highest)
             *highest = n;
     }
@@ -228,29 +204,30 @@ static int highest_version(struct mlstage_ctx *ctx, const struct aml_run *r, int
 
 static int read_datastore(struct mlstage_ctx *ctx, struct aml_run *r, json_object *ds)
 {
-    json_object *p = obj_of(ds, "properties");
-    const char *type = str_of(p, "datastoreType");
-    const char *name = str_of(ds, "name");
+    json_object *p = aml_object_of(ds, "properties");
+    const char *type = aml_string_of(p, "datastoreType");
+    const char *name = aml_string_of(ds, "name");
     if (!name || !type || strcmp(type, "AzureBlob") != 0)
         return mlstage_error_set(ctx, MLSTAGE_EAUTH,
                                  "datastore %s of workspace %s is %s, not AzureBlob: register "
                                  "uploads model files as block blobs",
                                  name ? name : "(unnamed)", r->wsname, type ? type : "untyped");
-    const char *account = str_of(p, "accountName"), *container = str_of(p, "containerName");
+    const char *account = aml_string_of(p, "accountName"),
+               *container = aml_string_of(p, "containerName");
     if (!account || !container)
         return mlstage_error_set(ctx, MLSTAGE_EAUTH,
                                  "datastore %s of workspace %s names no storage account or "
                                  "container",
                                  name, r->wsname);
-    const char *suffix = str_of(p, "endpoint"), *protocol = str_of(p, "protocol");
+    const char *suffix = aml_string_of(p, "endpoint"), *protocol = aml_string_of(p, "protocol");
     r->datastore = strdup(name);
     r->account = strdup(account);
     r->container = strdup(container);
     /* A datastore gives the cloud's suffix ("core.windows.net"), not the account's URL. */
     r->endpoint = strf("%s://%s.blob.%s", protocol ? protocol : "https", account,
                        suffix ? suffix : "core.windows.net");
-    json_object *creds = obj_of(p, "credentials");
-    r->credentials_type = strdup(str_of(creds, "credentialsType") ?: "None");
+    json_object *creds = aml_object_of(p, "credentials");
+    r->credentials_type = strdup(aml_string_of(creds, "credentialsType") ?: "None");
     return 0;
 }
 
@@ -266,7 +243,7 @@ static int default_datastore(struct mlstage_ctx *ctx, struct aml_run *r)
     json_object *pick = NULL;
     for (size_t i = 0; i < json_object_array_length(items) && !pick; i++) {
         json_object *d = json_object_array_get_idx(items, i), *is = NULL;
-        if (json_object_object_get_ex(obj_of(d, "properties"), "isDefault", &is) &&
+        if (json_object_object_get_ex(aml_object_of(d, "properties"), "isDefault", &is) &&
             json_object_get_boolean(is))
             pick = d;
     }
@@ -346,8 +323,8 @@ static int upload_target(struct mlstage_ctx *ctx, struct aml_run *r, struct mlst
         json_object_put(secrets);
         return rc;
     }
-    const char *type = str_of(secrets, "secretsType");
-    const char *key = str_of(secrets, "key"), *sas = str_of(secrets, "sasToken");
+    const char *type = aml_string_of(secrets, "secretsType");
+    const char *key = aml_string_of(secrets, "key"), *sas = aml_string_of(secrets, "sasToken");
     /* Masked before anything could print them. */
     if (key)
         mlstage_secret_register(ctx, key);
@@ -390,7 +367,8 @@ static int upload_files(struct mlstage_ctx *ctx, struct aml_run *r,
                  (unsigned long long)total, r->datastore, r->container, r->prefix);
     for (size_t i = 0; i < n; i++) {
         json_object *f = json_object_array_get_idx(r->files, i);
-        const char *rel = str_of(f, "path"), *file = str_of(f, "file"), *want = str_of(f, "sha256");
+        const char *rel = aml_string_of(f, "path"), *file = aml_string_of(f, "file"),
+                   *want = aml_string_of(f, "sha256");
         char *blob = strf("%s/%s", r->prefix, rel);
         char got[MLSTAGE_SHA256_HEX_LEN + 1] = "";
         int rc =
@@ -450,13 +428,14 @@ static void add_recorded(json_object *record, json_object *props)
 static json_object *record_of(struct mlstage_ctx *ctx, const struct register_request *req,
                               const struct aml_run *r, json_object *resource)
 {
-    json_object *rec = json_object_new_object(), *props = obj_of(resource, "properties");
-    json_object *tags = obj_of(props, "tags"), *sys = obj_of(resource, "systemData");
+    json_object *rec = json_object_new_object(), *props = aml_object_of(resource, "properties");
+    json_object *tags = aml_object_of(props, "tags"), *sys = aml_object_of(resource, "systemData");
     json_object_object_add(rec, "name", json_object_new_string(req->model));
-    json_object_object_add(rec, "version",
-                           json_object_new_int(version_number(str_of(resource, "name"))));
-    if (str_of(sys, "createdAt"))
-        json_object_object_add(rec, "created", json_object_new_string(str_of(sys, "createdAt")));
+    json_object_object_add(
+        rec, "version", json_object_new_int(aml_version_number(aml_string_of(resource, "name"))));
+    if (aml_string_of(sys, "createdAt"))
+        json_object_object_add(rec, "created",
+                               json_object_new_string(aml_string_of(sys, "createdAt")));
     json_object_object_add(rec, "digest", json_object_new_string(r->digest));
     json_object *files = json_object_new_array();
     for (size_t i = 0; i < json_object_array_length(r->files); i++) {
@@ -468,7 +447,7 @@ static json_object *record_of(struct mlstage_ctx *ctx, const struct register_req
         json_object_array_add(files, copy);
     }
     json_object_object_add(rec, "files", files);
-    add_recorded(rec, obj_of(props, "properties"));
+    add_recorded(rec, aml_object_of(props, "properties"));
     json_object_object_add(rec, "tags", tags ? json_object_get(tags) : json_object_new_object());
     json_object *aliases = json_object_new_array();
     size_t alen = strlen(MLSTAGE_AML_ALIAS_TAG_PREFIX);
@@ -482,13 +461,14 @@ static json_object *record_of(struct mlstage_ctx *ctx, const struct register_req
     }
     json_object_object_add(rec, "aliases", aliases);
     json_object_object_add(rec, "run_id", json_object_new_string(mlstage_run_id(ctx) ?: ""));
-    if (str_of(props, "description"))
+    if (aml_string_of(props, "description"))
         json_object_object_add(rec, "description",
-                               json_object_new_string(str_of(props, "description")));
-    if (str_of(resource, "id"))
-        json_object_object_add(rec, "id", json_object_new_string(str_of(resource, "id")));
-    if (str_of(props, "modelUri"))
-        json_object_object_add(rec, "modelUri", json_object_new_string(str_of(props, "modelUri")));
+                               json_object_new_string(aml_string_of(props, "description")));
+    if (aml_string_of(resource, "id"))
+        json_object_object_add(rec, "id", json_object_new_string(aml_string_of(resource, "id")));
+    if (aml_string_of(props, "modelUri"))
+        json_object_object_add(rec, "modelUri",
+                               json_object_new_string(aml_string_of(props, "modelUri")));
     json_object_object_add(rec, "workspace", json_object_new_string(r->ws));
     return rec;
 }
@@ -594,7 +574,7 @@ static int create(struct mlstage_ctx *ctx, const struct register_request *req, s
             return rc;
         if (same) {
             res->existed = 1;
-            res->version = version_number(str_of(same, "name"));
+            res->version = aml_version_number(aml_string_of(same, "name"));
             *resource = same;
             return 0;
         }
@@ -660,7 +640,7 @@ static int azureml_create_version(struct mlstage_ctx *ctx, const struct register
         goto done;
     if (found) {
         res->existed = 1;
-        res->version = version_number(str_of(found, "name"));
+        res->version = aml_version_number(aml_string_of(found, "name"));
         resource = json_object_get(found);
         if (mlstage_dry_run(ctx))
             mlstage_plan(ctx,
@@ -696,10 +676,10 @@ record:
     if (res->planned)
         json_object_object_add(res->doc, "planned", json_object_new_boolean(1));
     {
-        json_object *props = obj_of(resource, "properties");
-        if ((rc = locate(ctx, &r, str_of(props, "modelUri"), res)) != 0)
+        json_object *props = aml_object_of(resource, "properties");
+        if ((rc = locate(ctx, &r, aml_string_of(props, "modelUri"), res)) != 0)
             goto done;
-        const char *id = str_of(resource, "id");
+        const char *id = aml_string_of(resource, "id");
         res->id = id ? strdup(id) : strf("%s/%d", r.versions, res->version);
     }
 done:
@@ -718,7 +698,7 @@ done:
 static int retag(struct mlstage_ctx *ctx, const struct aml_run *r, json_object *version,
                  const char *tag, int add)
 {
-    json_object *props = obj_of(version, "properties");
+    json_object *props = aml_object_of(version, "properties");
     json_object *copy = NULL, *tags = NULL;
     if (!props || json_object_deep_copy(props, &copy, NULL) != 0)
         return mlstage_error_set(ctx, MLSTAGE_EREMOTE, "a model version without properties");
@@ -735,7 +715,7 @@ static int retag(struct mlstage_ctx *ctx, const struct aml_run *r, json_object *
         json_object_object_del(tags, tag);
     json_object *body = json_object_new_object();
     json_object_object_add(body, "properties", copy);
-    char *path = strf("%s/%s", r->versions, str_of(version, "name"));
+    char *path = strf("%s/%s", r->versions, aml_string_of(version, "name"));
     int rc = mlstage_arm_request(ctx, "PUT", path, AML, body, NULL, NULL);
     free(path);
     json_object_put(body);
@@ -776,11 +756,12 @@ static int azureml_set_alias(struct mlstage_ctx *ctx, const struct register_requ
     for (size_t i = json_object_array_length(holders); i-- > 0;) {
         /* The filter is the service's; that a version carries the tag is checked here. */
         json_object *v = json_object_array_get_idx(holders, i);
-        if (strcmp(str_of(obj_of(obj_of(v, "properties"), "tags"), tag) ?: "", "true") != 0)
+        if (strcmp(aml_string_of(aml_object_of(aml_object_of(v, "properties"), "tags"), tag) ?: "",
+                   "true") != 0)
             json_object_array_del_idx(holders, i, 1);
     }
     for (size_t i = 0; i < json_object_array_length(holders); i++) {
-        int n = version_number(str_of(json_object_array_get_idx(holders, i), "name"));
+        int n = aml_version_number(aml_string_of(json_object_array_get_idx(holders, i), "name"));
         if (n == res->version)
             held = 1;
         /* "Before": what the alias resolved to, not counting the tag this run just wrote. */
@@ -799,7 +780,7 @@ static int azureml_set_alias(struct mlstage_ctx *ctx, const struct register_requ
     }
     for (size_t i = 0; i < json_object_array_length(holders); i++) {
         json_object *v = json_object_array_get_idx(holders, i);
-        if (version_number(str_of(v, "name")) == res->version)
+        if (aml_version_number(aml_string_of(v, "name")) == res->version)
             continue;
         if ((rc = retag(ctx, &r, v, tag, 0)) != 0)
             goto done;
