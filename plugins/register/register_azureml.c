@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,18 +37,6 @@ struct aml_run {
     char *datastore, *account, *container, *endpoint, *credentials_type;
     char *prefix; /* mlstage/<model>/<digest prefix> */
 };
-
-static char *strf(const char *fmt, ...) MLSTAGE_PRINTF(1, 2);
-static char *strf(const char *fmt, ...)
-{
-    va_list ap;
-    char *s = NULL;
-    va_start(ap, fmt);
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    return s;
-}
 
 static void run_free(struct aml_run *r)
 {
@@ -110,18 +97,18 @@ static int open_run(struct mlstage_ctx *ctx, const struct register_request *req,
                                      key);
     }
     char *model = mlstage_url_encode(req->model);
-    r->versions = strf("%s/models/%s/versions", r->ws, model);
+    r->versions = aml_fmt("%s/models/%s/versions", r->ws, model);
     free(model);
     /* The same walk and hash as the local registry, so the digest means the same everywhere. */
     if ((rc = mlstage_model_digest(ctx, req->model_dir, &r->files, r->digest)) != 0)
         return rc;
-    r->prefix = strf("mlstage/%s/%.*s", req->model, DIGEST_DIR_LEN, r->digest);
+    r->prefix = aml_fmt("mlstage/%s/%.*s", req->model, DIGEST_DIR_LEN, r->digest);
     char base[PATH_MAX];
     if (realpath(req->model_dir, base)) {
         size_t n = strlen(base);
         while (n > 1 && base[n - 1] == '/')
             base[--n] = '\0';
-        char *statement = strf("%s.intoto.json", base);
+        char *statement = aml_fmt("%s.intoto.json", base);
         struct stat st;
         if (statement && stat(statement, &st) == 0 && S_ISREG(st.st_mode) &&
             mlstage_sha256_file(statement, r->provenance, NULL) != 0)
@@ -140,7 +127,7 @@ static int open_run(struct mlstage_ctx *ctx, const struct register_request *req,
 static int list_versions(struct mlstage_ctx *ctx, const struct aml_run *r, const char *query,
                          json_object **items)
 {
-    char *path = strf("%s?%s", r->versions, query);
+    char *path = aml_fmt("%s?%s", r->versions, query);
     int rc = path ? mlstage_arm_list(ctx, path, AML, items) : MLSTAGE_ENOMEM;
     free(path);
     if (rc == MLSTAGE_ENOTFOUND) {
@@ -154,9 +141,9 @@ static int list_versions(struct mlstage_ctx *ctx, const struct aml_run *r, const
 static int find_by_digest(struct mlstage_ctx *ctx, const struct aml_run *r, json_object **found)
 {
     json_object *items = NULL;
-    char *filter = strf(TAG_DIGEST "=%s", r->digest);
+    char *filter = aml_fmt(TAG_DIGEST "=%s", r->digest);
     char *enc = mlstage_url_encode(filter);
-    char *query = strf("tags=%s", enc);
+    char *query = aml_fmt("tags=%s", enc);
     *found = NULL;
     int rc = list_versions(ctx, r, query, &items);
     free(query);
@@ -224,8 +211,8 @@ static int read_datastore(struct mlstage_ctx *ctx, struct aml_run *r, json_objec
     r->account = strdup(account);
     r->container = strdup(container);
     /* A datastore gives the cloud's suffix ("core.windows.net"), not the account's URL. */
-    r->endpoint = strf("%s://%s.blob.%s", protocol ? protocol : "https", account,
-                       suffix ? suffix : "core.windows.net");
+    r->endpoint = aml_fmt("%s://%s.blob.%s", protocol ? protocol : "https", account,
+                          suffix ? suffix : "core.windows.net");
     json_object *creds = aml_object_of(p, "credentials");
     r->credentials_type = strdup(aml_string_of(creds, "credentialsType") ?: "None");
     return 0;
@@ -235,7 +222,7 @@ static int read_datastore(struct mlstage_ctx *ctx, struct aml_run *r, json_objec
 static int default_datastore(struct mlstage_ctx *ctx, struct aml_run *r)
 {
     json_object *items = NULL;
-    char *path = strf("%s/datastores?isDefault=true", r->ws);
+    char *path = aml_fmt("%s/datastores?isDefault=true", r->ws);
     int rc = mlstage_arm_list(ctx, path, AML, &items);
     free(path);
     if (rc)
@@ -261,7 +248,7 @@ static int default_datastore(struct mlstage_ctx *ctx, struct aml_run *r)
 static int named_datastore(struct mlstage_ctx *ctx, struct aml_run *r, const char *name)
 {
     char *enc = mlstage_url_encode(name);
-    char *path = strf("%s/datastores/%s", r->ws, enc);
+    char *path = aml_fmt("%s/datastores/%s", r->ws, enc);
     json_object *ds = NULL;
     int rc = mlstage_arm_request(ctx, "GET", path, AML, NULL, NULL, &ds);
     if (rc == 0)
@@ -314,7 +301,7 @@ static int upload_target(struct mlstage_ctx *ctx, struct aml_run *r, struct mlst
         return 0;
     }
     char *enc = mlstage_url_encode(r->datastore);
-    char *path = strf("%s/datastores/%s/listSecrets", r->ws, enc);
+    char *path = aml_fmt("%s/datastores/%s/listSecrets", r->ws, enc);
     json_object *secrets = NULL;
     int rc = mlstage_arm_request(ctx, "POST", path, AML, NULL, NULL, &secrets);
     free(path);
@@ -369,7 +356,7 @@ static int upload_files(struct mlstage_ctx *ctx, struct aml_run *r,
         json_object *f = json_object_array_get_idx(r->files, i);
         const char *rel = aml_string_of(f, "path"), *file = aml_string_of(f, "file"),
                    *want = aml_string_of(f, "sha256");
-        char *blob = strf("%s/%s", r->prefix, rel);
+        char *blob = aml_fmt("%s/%s", r->prefix, rel);
         char got[MLSTAGE_SHA256_HEX_LEN + 1] = "";
         int rc =
             blob ? mlstage_blob_upload_file(ctx, t, file, blob, NULL, got, NULL) : MLSTAGE_ENOMEM;
@@ -390,8 +377,9 @@ static int upload_files(struct mlstage_ctx *ctx, struct aml_run *r,
 static char *model_uri(const struct aml_run *r, const char *datastore, const char *path)
 {
     /* The long form the Azure ML SDK writes for a workspace datastore path. */
-    return strf("azureml://subscriptions/%s/resourcegroups/%s/workspaces/%s/datastores/%s/paths/%s",
-                r->sub, r->rg, r->wsname, datastore, path);
+    return aml_fmt(
+        "azureml://subscriptions/%s/resourcegroups/%s/workspaces/%s/datastores/%s/paths/%s", r->sub,
+        r->rg, r->wsname, datastore, path);
 }
 
 /* "metrics" and "params" of a version, read back from its properties. */
@@ -547,7 +535,7 @@ static int create(struct mlstage_ctx *ctx, const struct register_request *req, s
         if ((rc = highest_version(ctx, r, &highest)) != 0)
             return rc;
         int version = (highest > tried ? highest : tried) + 1;
-        char *path = strf("%s/%d", r->versions, version);
+        char *path = aml_fmt("%s/%d", r->versions, version);
         long status = 0;
         json_object *answer = NULL;
         rc = path ? mlstage_arm_request(ctx, "PUT", path, AML, body, &status, &answer)
@@ -680,7 +668,7 @@ record:
         if ((rc = locate(ctx, &r, aml_string_of(props, "modelUri"), res)) != 0)
             goto done;
         const char *id = aml_string_of(resource, "id");
-        res->id = id ? strdup(id) : strf("%s/%d", r.versions, res->version);
+        res->id = id ? strdup(id) : aml_fmt("%s/%d", r.versions, res->version);
     }
 done:
     json_object_put(found);
@@ -715,7 +703,7 @@ static int retag(struct mlstage_ctx *ctx, const struct aml_run *r, json_object *
         json_object_object_del(tags, tag);
     json_object *body = json_object_new_object();
     json_object_object_add(body, "properties", copy);
-    char *path = strf("%s/%s", r->versions, aml_string_of(version, "name"));
+    char *path = aml_fmt("%s/%s", r->versions, aml_string_of(version, "name"));
     int rc = mlstage_arm_request(ctx, "PUT", path, AML, body, NULL, NULL);
     free(path);
     json_object_put(body);
@@ -732,7 +720,7 @@ static int azureml_set_alias(struct mlstage_ctx *ctx, const struct register_requ
 {
     struct aml_run r = {0};
     json_object *holders = NULL, *mine = NULL;
-    char *tag = strf(MLSTAGE_AML_ALIAS_TAG_PREFIX "%s", req->alias);
+    char *tag = aml_fmt(MLSTAGE_AML_ALIAS_TAG_PREFIX "%s", req->alias);
     int rc = 0;
     res->alias_previous = 0;
     r.sub = mlstage_input_string(ctx, "subscription_id", NULL);
@@ -741,10 +729,10 @@ static int azureml_set_alias(struct mlstage_ctx *ctx, const struct register_requ
     if ((rc = mlstage_aml_workspace_path(ctx, r.sub, r.rg, r.wsname, &r.ws)) != 0)
         goto done;
     char *model = mlstage_url_encode(req->model);
-    r.versions = strf("%s/models/%s/versions", r.ws, model);
+    r.versions = aml_fmt("%s/models/%s/versions", r.ws, model);
     free(model);
-    char *filter = strf("%s=true", tag), *enc = mlstage_url_encode(filter);
-    char *query = strf("tags=%s", enc);
+    char *filter = aml_fmt("%s=true", tag), *enc = mlstage_url_encode(filter);
+    char *query = aml_fmt("tags=%s", enc);
     rc = list_versions(ctx, &r, query, &holders);
     free(query);
     free(enc);
@@ -769,7 +757,7 @@ static int azureml_set_alias(struct mlstage_ctx *ctx, const struct register_requ
             res->alias_previous = n;
     }
     if (!held) {
-        char *path = strf("%s/%d", r.versions, res->version);
+        char *path = aml_fmt("%s/%d", r.versions, res->version);
         rc = mlstage_arm_request(ctx, "GET", path, AML, NULL, NULL, &mine);
         free(path);
         if (rc || (rc = retag(ctx, &r, mine, tag, 1)) != 0)

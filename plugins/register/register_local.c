@@ -1,28 +1,16 @@
 /* register_local.c — the local backend of register: the embedded registry under .mlstage/registry.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "aml.h"
 #include "register.h"
 
 static const char *str_of(json_object *o, const char *key)
 {
     json_object *v = NULL;
     return json_object_object_get_ex(o, key, &v) && v ? json_object_get_string(v) : NULL;
-}
-
-static char *strf(const char *fmt, ...) MLSTAGE_PRINTF(1, 2);
-static char *strf(const char *fmt, ...)
-{
-    va_list ap;
-    char *s = NULL;
-    va_start(ap, fmt);
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    return s;
 }
 
 static int local_create_version(struct mlstage_ctx *ctx, const struct register_request *req,
@@ -50,12 +38,12 @@ static int local_create_version(struct mlstage_ctx *ctx, const struct register_r
                    json_object_get_boolean(planned);
     snprintf(res->digest, sizeof(res->digest), "%s",
              str_of(res->doc, "digest") ? str_of(res->doc, "digest") : "");
-    res->uri = strf("mlstage://registry/%s/%d", req->model, res->version);
+    res->uri = aml_fmt("mlstage://registry/%s/%d", req->model, res->version);
     /* A planned version has no folder yet; registry.h documents where it will be. */
     res->path = str_of(res->doc, "path")
                     ? strdup(str_of(res->doc, "path"))
-                    : strf("%s/.mlstage/registry/%s/%d/files", mlstage_workspace_dir(ctx),
-                           req->model, res->version);
+                    : aml_fmt("%s/.mlstage/registry/%s/%d/files", mlstage_workspace_dir(ctx),
+                              req->model, res->version);
     if (!res->uri || !res->path)
         return mlstage_error_set(ctx, MLSTAGE_ENOMEM, "out of memory");
     return 0;
