@@ -241,6 +241,7 @@ int cli_parse_opts(int argc, char **argv, const char *cmd, struct cli_opts *o)
                                    : o->verbose ? MLSTAGE_LOG_DEBUG
                                                 : MLSTAGE_LOG_INFO;
     log_configure(level, (enum ci_kind)o->ci, color);
+    log_set_ci_stream(o->json ? stderr : NULL);
     return 0;
 }
 

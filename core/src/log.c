@@ -13,6 +13,7 @@ static enum ci_kind cur_ci = CI_NONE;
 static int use_color;
 static int in_group;
 static FILE *run_log;
+static FILE *ci_stream; /* where CI commands go: stdout unless set (NULL) */
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void log_configure(enum mlstage_log_level level, enum ci_kind ci, int color)
@@ -30,6 +31,16 @@ enum mlstage_log_level log_level(void)
 enum ci_kind log_ci(void)
 {
     return cur_ci;
+}
+
+void log_set_ci_stream(FILE *f)
+{
+    ci_stream = f;
+}
+
+FILE *log_ci_stream(void)
+{
+    return ci_stream ? ci_stream : stdout;
 }
 
 void log_set_file(FILE *f)
@@ -90,13 +101,13 @@ static void emit(enum mlstage_log_level level, const char *file, int line, int c
                 fprintf(stderr, "%s%s%s:%s %s\n", indent, on, lv, off, masked);
         } else {
             fflush(stderr);
-            ci_issue(cur_ci, stdout, lv, file, line, col, masked);
-            fflush(stdout);
+            ci_issue(cur_ci, log_ci_stream(), lv, file, line, col, masked);
+            fflush(log_ci_stream());
         }
     } else if (level == MLSTAGE_LOG_DEBUG && cur_ci != CI_NONE) {
         fflush(stderr);
-        ci_debug(cur_ci, stdout, masked);
-        fflush(stdout);
+        ci_debug(cur_ci, log_ci_stream(), masked);
+        fflush(log_ci_stream());
     } else if (level == MLSTAGE_LOG_DEBUG) {
         fprintf(stderr, "%s%sdebug: %s%s\n", indent, use_color ? "\033[2m" : "", masked,
                 use_color ? "\033[0m" : "");
@@ -156,8 +167,8 @@ void log_group_begin(const char *title)
                     use_color ? "\033[0m" : "");
         } else {
             fflush(stderr);
-            ci_group_begin(cur_ci, stdout, masked);
-            fflush(stdout);
+            ci_group_begin(cur_ci, log_ci_stream(), masked);
+            fflush(log_ci_stream());
         }
     }
     in_group = 1;
@@ -170,8 +181,8 @@ void log_group_end(void)
     pthread_mutex_lock(&log_lock);
     if (in_group && cur_level >= MLSTAGE_LOG_INFO && cur_ci != CI_NONE) {
         fflush(stderr);
-        ci_group_end(cur_ci, stdout);
-        fflush(stdout);
+        ci_group_end(cur_ci, log_ci_stream());
+        fflush(log_ci_stream());
     }
     in_group = 0;
     pthread_mutex_unlock(&log_lock);

@@ -11,13 +11,22 @@
 
 /*
  * Human text goes to stderr; the runner's logging commands (annotations,
- * groups, debug) go to stdout, where the runners read them. Every line is
+ * groups, debug) go to log_ci_stream(), where the runners read them. Every line is
  * masked first. `level` is the most verbose level shown (-q: WARN,
  * default: INFO, -v: DEBUG).
  */
 void log_configure(enum mlstage_log_level level, enum ci_kind ci, int color);
 enum mlstage_log_level log_level(void);
 enum ci_kind log_ci(void);
+
+/*
+ * Where the runner's commands (outputs, annotations, groups, summary) go:
+ * stdout, unless `--output json` keeps stdout for its one document and
+ * sends them to stderr, which both runners scan for commands as well.
+ * NULL restores stdout.
+ */
+void log_set_ci_stream(FILE *f);
+FILE *log_ci_stream(void);
 
 /*
  * Also appends every line (masked, with a timestamp and level, no colour,

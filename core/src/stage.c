@@ -198,12 +198,12 @@ static void publish_outputs(const struct stage_opts *opts, struct mlstage_ctx *c
         struct mls_err err = {0};
         const char *v = json_object_get_string(val);
         char *masked = mask_apply(v, strlen(v), NULL);
-        if (ci_output(opts->ci, stdout, (const char *(*)(const char *))getenv, key, masked, &err) !=
-            0)
+        if (ci_output(opts->ci, log_ci_stream(), (const char *(*)(const char *))getenv, key, masked,
+                      &err) != 0)
             log_msg(MLSTAGE_LOG_ERROR, "%s", err.msg);
         free(masked);
     }
-    fflush(stdout);
+    fflush(log_ci_stream());
 }
 
 static void publish_summary(const struct stage_opts *opts, const char *run_dir)
@@ -214,9 +214,10 @@ static void publish_summary(const struct stage_opts *opts, const char *run_dir)
         st.st_size == 0)
         return;
     struct mls_err err = {0};
-    if (ci_summary(opts->ci, stdout, (const char *(*)(const char *))getenv, path, &err) != 0)
+    if (ci_summary(opts->ci, log_ci_stream(), (const char *(*)(const char *))getenv, path, &err) !=
+        0)
         log_msg(MLSTAGE_LOG_WARN, "cannot publish the summary: %s", err.msg);
-    fflush(stdout);
+    fflush(log_ci_stream());
 }
 
 int stage_run(const struct stage_opts *opts, struct task_manifest *task, struct stage_result *res)

@@ -490,6 +490,27 @@ static void test_azure_devops_gets_exact_logging_commands(void)
     free(m);
 }
 
+/* --output json keeps stdout for its document; the runner finds its commands on stderr. */
+static void test_json_output_under_azure_devops_stays_one_document(void)
+{
+    setup();
+    char *m = manifest("out", "task: out\nplugin: test-plugin\ninputs:\n  mode: outputs\n");
+    struct tu_cmd res;
+    run((const char *[]){"run", m, "--output", "json", NULL},
+        (const char *[]){"TF_BUILD=True", NULL}, &res);
+    TU_ASSERT_EXIT(&res, 0);
+    json_object *doc = json_tokener_parse(res.out), *outputs = NULL, *v = NULL;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+    CU_ASSERT_TRUE(json_object_object_get_ex(doc, "outputs", &outputs) &&
+                   json_object_object_get_ex(outputs, "special", &v));
+    TU_ASSERT_NOT_CONTAINS(res.out, "##vso[");
+    TU_ASSERT_CONTAINS(res.err, "##vso[task.setvariable variable=special;isOutput=true]50%AZP25 "
+                                "done; [a] b]c:d,e\n");
+    json_object_put(doc);
+    tu_cmd_free(&res);
+    free(m);
+}
+
 static void test_github_gets_outputs_in_github_output(void)
 {
     setup();
@@ -684,6 +705,8 @@ int main(int argc, char **argv)
         {"a secret appears nowhere, even with -v", test_secret_appears_nowhere_even_verbose},
         {"Azure DevOps gets exact logging commands", test_azure_devops_gets_exact_logging_commands},
         {"GitHub gets outputs in GITHUB_OUTPUT", test_github_gets_outputs_in_github_output},
+        {"--output json under Azure DevOps stays one document",
+         test_json_output_under_azure_devops_stays_one_document},
         {"dry run records the plan", test_dry_run_records_the_plan},
         {"plugin subprocess output is streamed", test_plugin_subprocess_output_is_streamed},
         {"plugins lists descriptors and broken ones",
