@@ -466,8 +466,33 @@ static int selected(const struct cli_opts *o, const struct pipeline *p, size_t i
     return 1;
 }
 
-/* The outputs of the latest successful, real (not dry) run of `stage` in the workspace. */
-static json_object *previous_outputs(const char *workspace, const char *stage, char **run_id)
+/*
+ * What makes runs of a stage comparable across invocations: the same
+ * pipeline manifest (named relative to the workspace when inside it, so a
+ * moved checkout still matches) run with the same --set values. Recorded in
+ * every stage's run.json as "pipeline".
+ */
+static json_object *pipeline_identity(const struct cli_opts *o, const struct pipeline *p)
+{
+    char real[PATH_MAX];
+    const char *path = realpath(p->doc->path, real) ? real : p->doc->path;
+    size_t n = strlen(o->workspace_abs);
+    if (strncmp(path, o->workspace_abs, n) == 0 && path[n] == '/')
+        path += n + 1;
+    json_object *id = json_object_new_object();
+    json_object_object_add(id, "manifest", json_object_new_string(path));
+    json_object_object_add(id, "name", json_object_new_string(p->name));
+    json_object_object_add(id, "set", json_object_get(o->vars));
+    return id;
+}
+
+/*
+ * The outputs of the latest successful, real (not dry) run of `stage` by this
+ * pipeline (pipeline_identity) in the workspace: a stage of another pipeline,
+ * or of this one with other --set values, may have built another model.
+ */
+static json_object *previous_outputs(const char *workspace, const char *stage,
+                                     json_object *identity, char **run_id)
 {
     char dir[PATH_MAX];
     snprintf(dir, sizeof(dir), "%s/.mlstage/runs", workspace);
@@ -488,8 +513,10 @@ static json_object *previous_outputs(const char *workspace, const char *stage, c
                     status = json_object_get_string(v);
                 int dry =
                     json_object_object_get_ex(rec, "dry_run", &v) && json_object_get_boolean(v);
+                json_object *ran_by = NULL;
+                json_object_object_get_ex(rec, "pipeline", &ran_by);
                 if (label && status && !dry && strcmp(label, stage) == 0 &&
-                    strcmp(status, "succeeded") == 0 &&
+                    strcmp(status, "succeeded") == 0 && json_object_equal(ran_by, identity) &&
                     json_object_object_get_ex(rec, "outputs", &v)) {
                     found = json_object_get(v);
                     *run_id = xstrdup(names[i]->d_name);
@@ -685,6 +712,7 @@ static int run_pipeline(const struct cli_opts *o, struct pipeline *p, struct cli
     json_object *ci = ci_info((enum ci_kind)o->ci, (const char *(*)(const char *))getenv);
     char **dirs = host_dirs((const char *const *)o->plugin_paths);
     json_object *tbl = json_object_new_object(), *stages_out = json_object_new_array();
+    json_object *identity = pipeline_identity(o, p);
     int result = 0;
     const char *failed_stage = NULL;
 
@@ -700,9 +728,9 @@ static int run_pipeline(const struct cli_opts *o, struct pipeline *p, struct cli
             continue;
         }
         if (!selected(o, p, i)) {
+            /* A dry run reads them too, so that its plan is the real run's. */
             char *prev_id = NULL;
-            json_object *prev =
-                o->dry_run ? NULL : previous_outputs(o->workspace_abs, st->name, &prev_id);
+            json_object *prev = previous_outputs(o->workspace_abs, st->name, identity, &prev_id);
             if (prev) {
                 set_stage(tbl, st->name, "succeeded", prev);
                 char reason[512];
@@ -712,8 +740,14 @@ static int run_pipeline(const struct cli_opts *o, struct pipeline *p, struct cli
                         st->name, prev_id);
             } else {
                 set_stage(tbl, st->name, o->dry_run ? "pending" : "skipped", NULL);
-                report_stage(stages_out, st, "skipped", "not selected (--only/--from)", NULL);
-                log_msg(MLSTAGE_LOG_INFO, "--- %s: not selected", st->name);
+                report_stage(stages_out, st, "skipped",
+                             "not selected (--only/--from); no earlier successful run of it by "
+                             "this pipeline with these --set values",
+                             NULL);
+                log_msg(MLSTAGE_LOG_INFO,
+                        "--- %s: not selected, and no earlier successful run of it by this "
+                        "pipeline with these --set values",
+                        st->name);
             }
             free(prev_id);
             continue;
@@ -776,6 +810,7 @@ static int run_pipeline(const struct cli_opts *o, struct pipeline *p, struct cli
             .stages = tbl,
             .placeholders = o->dry_run,
             .stage_label = st->name,
+            .pipeline = identity,
         };
         struct stage_result res = {0};
         stage_run(&so, st->task, &res);
@@ -852,6 +887,7 @@ static int run_pipeline(const struct cli_opts *o, struct pipeline *p, struct cli
         }
     }
     json_object_put(tbl);
+    json_object_put(identity);
     json_object_put(stages_out);
     json_object_put(ci);
     host_dirs_free(dirs);

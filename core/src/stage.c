@@ -358,6 +358,8 @@ int stage_run(const struct stage_opts *opts, struct task_manifest *task, struct 
     json_object_object_add(record, "task", json_object_new_string(task->task));
     if (opts->stage_label)
         json_object_object_add(record, "stage", json_object_new_string(opts->stage_label));
+    if (opts->pipeline)
+        json_object_object_add(record, "pipeline", json_object_get(opts->pipeline));
     json_object_object_add(record, "manifest", json_object_new_string(task->doc->path));
     json_object *plugin = json_object_new_object();
     json_object_object_add(plugin, "name", json_object_new_string(task->plugin));

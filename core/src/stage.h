@@ -28,6 +28,7 @@ struct stage_opts {
     json_object *stages;
     int placeholders;
     const char *stage_label; /* the pipeline's stage name, or NULL */
+    json_object *pipeline;   /* which pipeline run this is (see pipeline.c), borrowed, or NULL */
 };
 
 struct stage_result {

@@ -112,6 +112,47 @@ static void test_a_skipped_stage_does_not_expand_its_set(void)
     free(p);
 }
 
+/*
+ * --from reuses an earlier stage's outputs only from a run of the same pipeline with the same
+ * --set values: another pipeline's stage of the same name may have built something else.
+ */
+static void test_from_reuses_only_this_pipelines_runs_with_the_same_set_values(void)
+{
+    setup();
+    char *p = pipeline("this", "${stages.first.outputs.label}-again", NULL);
+    char *other = pipeline("other", "${stages.first.outputs.label}-again", NULL);
+    struct tu_cmd res;
+    run((const char *[]){"pipeline", "run", other, "--set", "x=1", NULL}, &res);
+    TU_ASSERT_EXIT(&res, 0);
+    tu_cmd_free(&res);
+    /* Only the other pipeline has run `first`. */
+    run((const char *[]){"pipeline", "run", p, "--from", "labelled", "--set", "x=1", NULL}, &res);
+    TU_ASSERT_CONTAINS(res.err, "--- first: not selected, and no earlier successful run");
+    TU_ASSERT_NOT_CONTAINS(res.err, "using the outputs of run");
+    tu_cmd_free(&res);
+    run((const char *[]){"pipeline", "run", p, "--set", "x=1", NULL}, &res);
+    TU_ASSERT_EXIT(&res, 0);
+    tu_cmd_free(&res);
+    /* Other --set values: not the same run. */
+    run((const char *[]){"pipeline", "run", p, "--from", "labelled", "--set", "x=2", NULL}, &res);
+    TU_ASSERT_CONTAINS(res.err, "--- first: not selected, and no earlier successful run");
+    tu_cmd_free(&res);
+    run((const char *[]){"pipeline", "run", p, "--from", "labelled", "--set", "x=1", NULL}, &res);
+    TU_ASSERT_EXIT(&res, 0);
+    TU_ASSERT_CONTAINS(res.err, "--- first: not selected, using the outputs of run");
+    TU_ASSERT_CONTAINS(res.err, "label from-first-again\n");
+    tu_cmd_free(&res);
+    /* A dry run plans with the same outputs, not placeholders. */
+    run((const char *[]){"pipeline", "run", p, "--from", "labelled", "--set", "x=1", "--dry-run",
+                         NULL},
+        &res);
+    TU_ASSERT_EXIT(&res, 0);
+    TU_ASSERT_CONTAINS(res.err, "label from-first-again\n");
+    tu_cmd_free(&res);
+    free(other);
+    free(p);
+}
+
 static void cleanup(void)
 {
     tu_rm_rf(ws);
@@ -127,6 +168,8 @@ int main(int argc, char **argv)
         {"a bad reference in set names its position",
          test_a_bad_reference_in_set_names_its_position},
         {"a skipped stage does not expand its set", test_a_skipped_stage_does_not_expand_its_set},
+        {"--from reuses only this pipeline's runs with the same --set values",
+         test_from_reuses_only_this_pipelines_runs_with_the_same_set_values},
         {NULL, NULL},
     };
     int rc = tu_main(argc, argv, "pipeline set", tests);
