@@ -12,7 +12,7 @@
 #define MANIFEST_MAX_FILE   (4u << 20) /* 4 MiB */
 #define MANIFEST_MAX_SCALAR (1u << 20) /* 1 MiB */
 #define MANIFEST_MAX_DEPTH  64
-#define MANIFEST_MAX_NODES  1000000u /* after alias expansion */
+#define MANIFEST_MAX_NODES  100000u /* after alias expansion; ~2 KiB of memory each */
 
 /*
  * A loaded YAML document. Scalars are typed by the YAML 1.2 core schema
