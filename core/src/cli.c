@@ -169,6 +169,35 @@ static int valid_var_name(const char *s, size_t n)
     return 1;
 }
 
+/* The long name of option `opt`, for messages. */
+static const char *opt_name(int opt)
+{
+    for (const struct option *lo = long_opts; lo->name; lo++)
+        if (lo->val == opt)
+            return lo->name;
+    return "?";
+}
+
+/*
+ * Whether `cmd` takes option `opt` (an OPT_* or 'v', 'q', 'h'). Options that
+ * only say where things are and how to talk (--workspace, --plugin-path,
+ * --output, --ci, -v, -q) go with every command, so that one set of them
+ * can prefix any call; an option that changes what a command does is refused
+ * where the command would ignore it, so that `run --only deploy` does not
+ * quietly run the whole task.
+ */
+static int cmd_takes(const char *cmd, int opt)
+{
+    if (opt != OPT_SET && opt != OPT_BACKEND && opt != OPT_DRY_RUN && opt != OPT_ONLY &&
+        opt != OPT_FROM)
+        return 1;
+    if (strcmp(cmd, "pipeline") == 0)
+        return 1;
+    if (strcmp(cmd, "run") == 0 || strcmp(cmd, "validate") == 0)
+        return opt != OPT_ONLY && opt != OPT_FROM;
+    return 0;
+}
+
 /* Parses argv[first..]; returns 0, or an exit code (2 for usage errors, -1 for --help shown). */
 int cli_parse_opts(int argc, char **argv, const char *cmd, struct cli_opts *o)
 {
@@ -179,6 +208,8 @@ int cli_parse_opts(int argc, char **argv, const char *cmd, struct cli_opts *o)
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":vqh", long_opts, NULL)) != -1) {
+        if (c != ':' && c != '?' && !cmd_takes(cmd, c))
+            return usage_error(cmd_sp, "%s does not take --%s", cmd, opt_name(c));
         switch (c) {
         case OPT_SET: {
             const char *eq = strchr(optarg, '=');

@@ -608,6 +608,21 @@ static void test_usage_errors_exit_2(void)
     run((const char *[]){"frobnicate", NULL}, NULL, &res);
     TU_ASSERT_EXIT(&res, 2);
     tu_cmd_free(&res);
+    /* An option the command would ignore is refused, not dropped. */
+    const char *ignored[][4] = {{"run", "x.yml", "--only", "deploy"},
+                                {"provenance", "verify", "--set", "a=b"},
+                                {"plugins", "--backend", "azureml", NULL},
+                                {"models", "list", "--dry-run", NULL}};
+    const char *named[] = {"--only", "--set", "--backend", "--dry-run"};
+    for (size_t i = 0; i < 4; i++) {
+        const char *args[5] = {ignored[i][0], ignored[i][1], ignored[i][2], ignored[i][3], NULL};
+        run(args, NULL, &res);
+        TU_ASSERT_EXIT(&res, 2);
+        char *want = tu_fmt("does not take %s", named[i]);
+        TU_ASSERT_CONTAINS(res.err, want);
+        free(want);
+        tu_cmd_free(&res);
+    }
     const char *helps[] = {"run", "validate", "plugins", "provenance", "pipeline"};
     for (size_t i = 0; i < 5; i++) {
         run((const char *[]){helps[i], "--help", NULL}, NULL, &res);
