@@ -1,6 +1,7 @@
 /* log.c — the one logging sink of the process: levels, masking, CI syntax, the run log. */
 #include "log.h"
 
+#include <ctype.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,29 @@ static void to_run_log(enum mlstage_log_level level, const char *masked)
     fflush(run_log);
 }
 
+/*
+ * "FILE:LINE:COL: text", as manifest errors read, split at the first colon;
+ * 0 when the message does not start with a position. *file is new.
+ */
+static int split_position(const char *msg, char **file, int *line, int *col, const char **rest)
+{
+    const char *p = strchr(msg, ':');
+    if (!p || p == msg || !isdigit((unsigned char)p[1]))
+        return 0;
+    char *end;
+    long l = strtol(p + 1, &end, 10);
+    if (*end != ':' || !isdigit((unsigned char)end[1]))
+        return 0;
+    long c = strtol(end + 1, &end, 10);
+    if (strncmp(end, ": ", 2) != 0 || l <= 0 || l > 100000000 || c <= 0 || c > 100000000)
+        return 0;
+    *file = strndup(msg, (size_t)(p - msg));
+    *line = (int)l;
+    *col = (int)c;
+    *rest = end + 2;
+    return *file != NULL;
+}
+
 /* Writes one masked message, line by line, in the right syntax. Locked. */
 static void emit(enum mlstage_log_level level, const char *file, int line, int col,
                  const char *text)
@@ -100,9 +124,15 @@ static void emit(enum mlstage_log_level level, const char *file, int line, int c
             else
                 fprintf(stderr, "%s%s%s:%s %s\n", indent, on, lv, off, masked);
         } else {
+            /* A position at the head of the text becomes the runner's file annotation. */
+            char *at = NULL;
+            const char *rest = masked;
+            if (!file && split_position(masked, &at, &line, &col, &rest))
+                file = at;
             fflush(stderr);
-            ci_issue(cur_ci, log_ci_stream(), lv, file, line, col, masked);
+            ci_issue(cur_ci, log_ci_stream(), lv, file, line, col, rest);
             fflush(log_ci_stream());
+            free(at);
         }
     } else if (level == MLSTAGE_LOG_DEBUG && cur_ci != CI_NONE) {
         fflush(stderr);

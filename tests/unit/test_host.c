@@ -346,6 +346,21 @@ static void test_invalid_input_exits_2_with_the_manifest_position(void)
     TU_ASSERT_CONTAINS(res.err, "bad.yml:5:10:");
     TU_ASSERT_CONTAINS(res.err, "inputs.count");
     tu_cmd_free(&res);
+    /* In CI the position becomes the runner's annotation of that file and line. */
+    char *vso = tu_fmt("##vso[task.logissue type=error;sourcepath=%s;linenumber=5;"
+                       "columnnumber=10;]inputs.count",
+                       m);
+    run((const char *[]){"run", m, NULL}, (const char *[]){"TF_BUILD=True", NULL}, &res);
+    TU_ASSERT_EXIT(&res, 2);
+    TU_ASSERT_CONTAINS(res.out, vso);
+    tu_cmd_free(&res);
+    char *gh = tu_fmt("::error file=%s,line=5,col=10::inputs.count", m);
+    run((const char *[]){"run", m, NULL}, (const char *[]){"GITHUB_ACTIONS=true", NULL}, &res);
+    TU_ASSERT_EXIT(&res, 2);
+    TU_ASSERT_CONTAINS(res.out, gh);
+    tu_cmd_free(&res);
+    free(gh);
+    free(vso);
     free(m);
 }
 
