@@ -46,6 +46,14 @@ static int local_create_version(struct mlstage_ctx *ctx, const struct register_r
                               req->model, res->version);
     if (!res->uri || !res->path)
         return mlstage_error_set(ctx, MLSTAGE_ENOMEM, "out of memory");
+    /*
+     * The version's files are an artefact where they now live: the agent writes
+     * files.intoto.json beside them, so `mlstage provenance verify` checks a
+     * registered version in place. An existing version keeps the statement of
+     * the run that made it.
+     */
+    if (!res->existed && !res->planned)
+        return mlstage_artifact_add(ctx, res->path, NULL);
     return 0;
 }
 

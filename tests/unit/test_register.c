@@ -134,6 +134,21 @@ static void registers_version_1_with_the_commits_tags(void)
     ex_mlstage(ws, (const char *[]){"provenance", "verify", registration, NULL}, NULL, &verify);
     TU_ASSERT_EXIT(&verify, 0);
     tu_cmd_free(&verify);
+    /* So does the registered version, in place; a changed file there does not. */
+    char *version_files = tu_fmt("%s/.mlstage/registry/diabetes/1/files", ws);
+    ex_mlstage(ws, (const char *[]){"provenance", "verify", version_files, NULL}, NULL, &verify);
+    TU_ASSERT_EXIT(&verify, 0);
+    tu_cmd_free(&verify);
+    char *pkl_in_registry = tu_fmt("%s/model.pkl", version_files);
+    FILE *f = fopen(pkl_in_registry, "ab");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs("tampered", f);
+    fclose(f);
+    ex_mlstage(ws, (const char *[]){"provenance", "verify", version_files, NULL}, NULL, &verify);
+    TU_ASSERT_EXIT(&verify, 1);
+    tu_cmd_free(&verify);
+    free(pkl_in_registry);
+    free(version_files);
 
     /* the alias, and the summary */
     json_object *cand = models_cmd("show", "diabetes@candidate");
@@ -173,6 +188,14 @@ static void the_same_files_again_give_the_same_version_and_say_so(void)
     CU_ASSERT_STRING_EQUAL(ex_output(second, "existed"), "true");
     CU_ASSERT_STRING_EQUAL(ex_output(second, "digest"), ex_output(first, "digest"));
     TU_ASSERT_CONTAINS(res.err, "already registered as version 1");
+    /* The version keeps the statement of the run that made it. */
+    char *statement = tu_fmt("%s/.mlstage/registry/diabetes/1/files.intoto.json", ws);
+    char *text = tu_read(statement, NULL);
+    CU_ASSERT_PTR_NOT_NULL(text);
+    if (text)
+        TU_ASSERT_CONTAINS(text, ex_str(first, "run_id"));
+    free(text);
+    free(statement);
     json_object *list = models_cmd("list", "diabetes");
     CU_ASSERT_EQUAL(json_object_array_length(list), 1);
     json_object_put(list);
