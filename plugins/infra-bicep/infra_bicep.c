@@ -44,6 +44,10 @@ static const char infra_schema[] =
     "  \"tags\": {\"type\": \"object\", \"default\": {},"
     "    \"additionalProperties\": {\"type\": \"string\", \"maxLength\": 256},"
     "    \"description\": \"tags on the deployment, besides the provenance tags\"},"
+    "  \"expect_template_hash\": {\"type\": [\"string\", \"null\"],"
+    "    \"pattern\": \"^([0-9a-f]{64})?$\","
+    "    \"description\": \"the template_hash a what-if reported: refuse a template that has "
+    "changed since (empty: no check)\"},"
     "  \"wait_timeout\": {\"type\": \"integer\", \"minimum\": 1, \"maximum\": 86400,"
     "    \"default\": 3600,"
     "    \"description\": \"seconds to wait for a long-running operation\"}"
@@ -263,6 +267,15 @@ static int infra_run(struct mlstage_ctx *ctx)
         (rc = infra_params_bind(ctx, &job, mlstage_input_string(ctx, "parameters", NULL),
                                 mlstage_input(ctx, "parameter_values"))))
         goto done;
+    /* Deploy what was reviewed: a what-if's hash, when given, must still be the template's. */
+    const char *expect = mlstage_input_string(ctx, "expect_template_hash", NULL);
+    if (expect && *expect && strcmp(expect, job.tmpl.hash) != 0) {
+        rc = mlstage_error_set(ctx, MLSTAGE_EINPUT,
+                               "inputs.expect_template_hash: %s has changed since the what-if "
+                               "(its hash is %.12s, the what-if saw %.12s); preview it again",
+                               mlstage_input_string(ctx, "template", ""), job.tmpl.hash, expect);
+        goto done;
+    }
     mlstage_info(ctx, "%s: %zu parameter value%s checked against %s", job.deployment_name,
                  (size_t)json_object_object_length(job.parameters),
                  json_object_object_length(job.parameters) == 1 ? "" : "s",

@@ -506,6 +506,51 @@ static void test_local_backend_prints_the_resources_and_the_request(void)
     free(m);
 }
 
+/* The deploy job passes the what-if's template_hash: a template changed in between is refused. */
+static void test_deploy_refuses_a_template_changed_since_the_what_if(void)
+{
+    setup();
+    char *m = infra_manifest(TEMPLATE, PARAMS_DIR "/dev.parameters.json", "  mode: what-if\n");
+    struct tu_cmd res;
+    run((const char *[]){"run", m, "--output", "json", NULL}, NULL, &res);
+    TU_ASSERT_EXIT(&res, 0);
+    json_object *out = outputs_of(&res);
+    char *hash = strdup(jpath(out, "template_hash") ? jpath(out, "template_hash") : "");
+    CU_ASSERT_EQUAL(strlen(hash), 64);
+    json_object_put(out);
+    tu_cmd_free(&res);
+    free(m);
+
+    char *extra = tu_fmt("  mode: deploy\n  expect_template_hash: \"%s\"\n", hash);
+    m = infra_manifest(TEMPLATE, PARAMS_DIR "/dev.parameters.json", extra);
+    run((const char *[]){"run", m, NULL}, NULL, &res);
+    TU_ASSERT_EXIT(&res, 0);
+    tu_cmd_free(&res);
+    free(m);
+    free(extra);
+
+    /* The same hash against another template: refused before anything is sent. */
+    char *changed = tu_fmt("%s/changed.json", ws);
+    char *text = tu_read(TEMPLATE, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    char *at = strstr(text, "\"contentVersion\": \"1.0.0.0\"");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+    at[strlen("\"contentVersion\": \"1.0.0.")] = '1';
+    CU_ASSERT_EQUAL_FATAL(tu_write(changed, text), 0);
+    extra = tu_fmt("  mode: deploy\n  expect_template_hash: \"%s\"\n", hash);
+    m = infra_manifest(changed, PARAMS_DIR "/dev.parameters.json", extra);
+    run((const char *[]){"run", m, NULL}, NULL, &res);
+    TU_ASSERT_EXIT(&res, 2);
+    TU_ASSERT_CONTAINS(res.err, "has changed since the what-if");
+    TU_ASSERT_NOT_CONTAINS(res.err, "PUT https://");
+    tu_cmd_free(&res);
+    free(m);
+    free(extra);
+    free(text);
+    free(changed);
+    free(hash);
+}
+
 static void test_deployment_name_defaults_to_task_and_short_commit(void)
 {
     setup();
@@ -966,6 +1011,8 @@ int main(int argc, char **argv)
         {"secure values appear nowhere", test_secure_values_appear_nowhere},
         {"local backend prints the resources and the request",
          test_local_backend_prints_the_resources_and_the_request},
+        {"deploy refuses a template changed since the what-if",
+         test_deploy_refuses_a_template_changed_since_the_what_if},
         {"deployment name defaults to task and short commit",
          test_deployment_name_defaults_to_task_and_short_commit},
         {"azureml: validate posts to .../validate", test_azureml_validate_posts_to_validate},
