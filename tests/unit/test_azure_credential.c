@@ -478,6 +478,34 @@ static void test_imds_without_an_identity_lets_the_chain_go_on_to_az(void)
     fx_done(&fx);
 }
 
+/* A proxy in front of the IMDS address answers with a page of its own. */
+static void proxy_handler(const struct httpd_request *req, struct httpd_reply *reply, void *user)
+{
+    (void)req;
+    (void)user;
+    httpd_reply_status(reply, 403);
+    httpd_reply_header(reply, "Content-Type", "text/html");
+    httpd_reply_bodyf(reply, "<html><body>Access denied: resolve_deny</body></html>");
+}
+
+static void test_a_non_json_answer_to_the_imds_probe_is_no_imds(void)
+{
+    struct fixture fx;
+    fx_init(&fx);
+    fx.aux = httpd_start_handler(proxy_handler, NULL);
+    char *url = httpd_url(fx.aux, "");
+    setenv("IMDS_ENDPOINT", url, 1);
+    fake_az(&fx, "echo '{\"accessToken\":\"cli-token-after-proxy\",\"expires_on\":4102444800,"
+                 "\"tokenType\":\"Bearer\"}'");
+    char *t = NULL;
+    CU_ASSERT_EQUAL(mlstage_azure_token(fx.ctx, ARM_SCOPE, &t, NULL), 0);
+    CU_ASSERT_STRING_EQUAL(t ? t : "", "cli-token-after-proxy");
+    CU_ASSERT_EQUAL(httpd_request_count(fx.aux), 1);
+    free(t);
+    free(url);
+    fx_done(&fx);
+}
+
 /* ---- 5. Azure CLI ------------------------------------------------------------------- */
 
 static void test_az_cli_is_run_with_the_scope_and_its_output_is_not_logged(void)
@@ -657,6 +685,8 @@ int main(int argc, char **argv)
          test_imds_gets_metadata_true_and_string_numbers},
         {"IMDS without an identity lets the chain go on to az",
          test_imds_without_an_identity_lets_the_chain_go_on_to_az},
+        {"a non-JSON answer to the IMDS probe is no IMDS",
+         test_a_non_json_answer_to_the_imds_probe_is_no_imds},
         {"az CLI is run with the scope and its output is not logged",
          test_az_cli_is_run_with_the_scope_and_its_output_is_not_logged},
         {"az CLI local expiresOn is read when expires_on is absent",

@@ -548,6 +548,20 @@ static enum outcome msi_get(struct attempt *a, const char *url, const char *cons
         goto done;
     }
     if (probe) {
+        /*
+         * Whatever IMDS says, it says in JSON. Anything else (a proxy's 403
+         * page, another service on that address) means there is no IMDS
+         * here: unavailable, and the chain goes on, as DefaultAzureCredential
+         * does.
+         */
+        json_object *o = azure_json_parse(resp->body, resp->body_len);
+        int is_json = o != NULL;
+        json_object_put(o);
+        if (!is_json) {
+            out = unavailable(a, "%s answered HTTP %ld, but not in JSON as IMDS does: not IMDS",
+                              where, resp->status);
+            goto done;
+        }
         a->st->imds_answered = 1;
         /* IMDS is there but busy or updating (404, 410, 429, 5xx): now ask with full retries. */
         if (resp->status == 404 || resp->status == 410 || http_status_retryable(resp->status)) {
