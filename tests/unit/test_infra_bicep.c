@@ -13,6 +13,7 @@
 #include <json-c/json.h>
 
 #include "testutil.h"
+#include "util.h"
 
 #define TEMPLATE   MLSTAGE_SOURCE_DIR "/templates/infra/main.json"
 #define BICEP      MLSTAGE_SOURCE_DIR "/templates/infra/main.bicep"
@@ -821,6 +822,30 @@ static void test_azureml_deploys_with_lro_and_publishes_outputs(void)
     free(m);
 }
 
+/* With Retry-After 1 s on every answer, the fake counts any poll sent before it ran out. */
+static void test_azureml_polls_no_sooner_than_retry_after(void)
+{
+    setup();
+    fake_reset();
+    free(fake_call("POST", "/_fake/config", "{\"retry_after\": 1, \"lro_polls\": 2}"));
+    char *m = azure_manifest(PARAMS_DIR "/dev.parameters.json", "deploy", NULL);
+    struct tu_cmd res;
+    double t0 = now_mono();
+    run_azure(m, NULL, &res);
+    TU_ASSERT_EXIT(&res, 0);
+    /* The 201, then two polls "in progress", each saying wait 1 s. */
+    CU_ASSERT_TRUE(now_mono() - t0 >= 3.0);
+    char *text = fake_call("GET", "/_fake/state", NULL);
+    json_object *doc = parse(text), *st = NULL, *early = NULL;
+    CU_ASSERT_TRUE(json_object_object_get_ex(doc, "state", &st) &&
+                   json_object_object_get_ex(st, "early_polls", &early));
+    CU_ASSERT_EQUAL(json_object_get_int(early), 0);
+    json_object_put(doc);
+    free(text);
+    tu_cmd_free(&res);
+    free(m);
+}
+
 static void test_azureml_what_if_lists_the_changes_after_a_deploy(void)
 {
     setup();
@@ -1009,6 +1034,7 @@ int main(int argc, char **argv)
          test_bicep_without_a_compiler_exits_2_naming_main_json},
         {"bicep on PATH compiles the template", test_bicep_on_path_compiles_the_template},
         {"secure values appear nowhere", test_secure_values_appear_nowhere},
+        {"azureml polls no sooner than Retry-After", test_azureml_polls_no_sooner_than_retry_after},
         {"local backend prints the resources and the request",
          test_local_backend_prints_the_resources_and_the_request},
         {"deploy refuses a template changed since the what-if",

@@ -5,6 +5,7 @@ Contract: /work/shared/reference/azure/arm/lro-throttling-notes.md. An operation
 Location URL, or of the resource it changes), then reaches its outcome. Operations are plain
 dicts so the state can be dumped; what an outcome does to resources is a per-kind callback.
 """
+import math
 import time
 
 from router import empty_response, error_detail, iso, json_response, new_id
@@ -56,6 +57,8 @@ class Operations:
             "done": False, "final": final, "final_body": final_body,
             "headers": over.get("headers", headers or "both"),
             "start": time.time(), "end": None, "data": data or {},
+            # The 201/202 says Retry-After: no poll is due before then.
+            "not_before": time.time() + cfg["retry_after"],
         }
         op["status"] = op["labels"][0]
         self.ops[op_id] = op
@@ -118,17 +121,42 @@ class Operations:
             body["percentComplete"] = round(100.0 * op["polls"] / (op["polls_needed"] + 1), 1)
         return body
 
+    def too_early(self, op):
+        """A poll before the last Retry-After ran out: counted, and answered 429 with the rest.
+
+        The contract says to wait Retry-After between polls; a client that does not is throttled
+        here as Resource Manager throttles it, and tests can assert state.early_polls == 0."""
+        left = op.get("not_before", 0) - time.time()
+        if op["done"] or left <= 0.05:
+            return None
+        self.app.state["early_polls"] = self.app.state.get("early_polls", 0) + 1
+        return json_response(429, {"error": error_detail(
+            "TooManyRequests", "azure_fake: polled %.2f s before the Retry-After ran out." % left)},
+            [("Retry-After", str(max(1, math.ceil(left))))])
+
+    def waited(self, op):
+        """The Retry-After just sent to a poll of `op`: the next poll is due after it."""
+        ra = self.app.config["retry_after"]
+        op["not_before"] = time.time() + ra
+        return [("Retry-After", str(ra))]
+
     def poll_async(self, op, req):
+        early = self.too_early(op)
+        if early:
+            return early
         self.advance(op)
-        headers = [] if op["done"] else [("Retry-After", str(self.app.config["retry_after"]))]
+        headers = [] if op["done"] else self.waited(op)
         return json_response(200, self.status_body(op, req), headers)
 
     def poll_location(self, op, req):
         """Location GET: 202 while running; then 200 (204 for DELETE), or the error's status."""
+        early = self.too_early(op)
+        if early:
+            return early
         self.advance(op)
         if not op["done"]:
-            return empty_response(202, [("Location", req.base_url + op["location_path"]),
-                                        ("Retry-After", str(self.app.config["retry_after"]))])
+            return empty_response(202, [("Location", req.base_url + op["location_path"])]
+                                  + self.waited(op))
         if op["outcome"] != "Succeeded":
             err = op["error"] or error_detail("InternalServerError", "failed")
             return json_response(400, {"error": err})

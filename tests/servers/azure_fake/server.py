@@ -83,7 +83,7 @@ MAX_LOGGED_BODY = 64 * 1024
 
 def fresh_state():
     return {"tokens": {}, "endpoint_tokens": {}, "deployments": {}, "arm_resources": {},
-            "ml": {}, "operations": {}, "ratelimit": {}}
+            "ml": {}, "operations": {}, "ratelimit": {}, "early_polls": 0}
 
 
 def mask_json(value):

@@ -454,6 +454,20 @@ class TestDeployments(Base):
         self.assertEqual(statuses, [202, 202, 200])
         self.assertEqual(p.json["properties"]["provisioningState"], "Succeeded")
 
+    def test_a_poll_before_retry_after_ran_out_is_throttled_and_counted(self):
+        self.control("POST", "/_fake/config", {"retry_after": 1})
+        r = self.arm("PUT", DEP + "/early", deployment({"name": "stmlstage"}), ARM_API)
+        self.assertEqual(r.header("Retry-After"), "1")
+        early = self.follow(r.header("Azure-AsyncOperation"))
+        self.assert_error(early, 429, "TooManyRequests")
+        self.assertEqual(early.header("Retry-After"), "1")
+        self.assertEqual(self.control("GET", "/_fake/state")["state"]["early_polls"], 1)
+        time.sleep(1.1)
+        on_time = self.follow(r.header("Azure-AsyncOperation"))
+        self.assertEqual(on_time.status, 200, on_time)
+        self.assertEqual(on_time.json["status"], "Accepted")
+        self.assertEqual(self.control("GET", "/_fake/state")["state"]["early_polls"], 1)
+
     def test_resource_gets_advance_the_provisioning_state_too(self):
         self.arm("PUT", DEP + "/d3", deployment({"name": "stmlstage"}), ARM_API)
         states = [self.arm("GET", DEP + "/d3", api=ARM_API).json["properties"]
