@@ -55,19 +55,25 @@ static const char usage_main[] =
     "3 plugin could not be loaded, 4 backend authentication/configuration, 5 remote\n"
     "service kept failing, 70 internal error or plugin crash, 124 timeout.\n";
 
-static const char usage_common[] =
-    "  --set KEY=VALUE           define ${var.KEY}; also overrides input KEY when the\n"
+#define USAGE_SET                                                                                  \
+    "  --set KEY=VALUE           define ${var.KEY}; also overrides input KEY when the\n"           \
     "                            plugin declares it (repeatable)\n"
-    "  --backend local|azureml   override the manifest's backend\n"
-    "  --dry-run                 print what would happen; send no mutating request and\n"
-    "                            write nothing outside the run folder\n"
-    "  --workspace DIR           where .mlstage/ lives (default: the git top level, or .)\n"
-    "  --output text|json        json: one JSON document on stdout\n"
-    "  --ci auto|azure-devops|github|none   CI syntax (default auto: TF_BUILD, GITHUB_ACTIONS)\n"
-    "  --plugin-path DIR         search DIR for plugins first (repeatable)\n"
-    "  -v, --verbose             debug output\n"
-    "  -q, --quiet               errors and warnings only\n"
-    "  -h, --help                this text\n";
+#define USAGE_PLACES                                                                               \
+    "  --workspace DIR           where .mlstage/ lives (default: the git top level, or .)\n"       \
+    "  --output text|json        json: one JSON document on stdout\n"                              \
+    "  --ci auto|azure-devops|github|none   CI syntax (default auto: TF_BUILD, "                   \
+    "GITHUB_ACTIONS)\n"                                                                            \
+    "  --plugin-path DIR         search DIR for plugins first (repeatable)\n"                      \
+    "  -v, --verbose             debug output\n"                                                   \
+    "  -q, --quiet               errors and warnings only\n"                                       \
+    "  -h, --help                this text\n"
+
+static const char usage_validate[] = USAGE_SET USAGE_PLACES;
+
+static const char usage_common[] =
+    USAGE_SET "  --backend local|azureml   override the manifest's backend\n"
+              "  --dry-run                 print what would happen; send no mutating request and\n"
+              "                            write nothing outside the run folder\n" USAGE_PLACES;
 
 static void print_usage(FILE *f, const char *cmd)
 
@@ -90,8 +96,9 @@ static void print_usage(FILE *f, const char *cmd)
         fprintf(f,
                 "usage: mlstage validate FILE.yml... [OPTIONS]\n\n"
                 "Parses task and pipeline manifests and checks their inputs against the\n"
-                "plugins' schemas. Nothing runs.\n\n%s",
-                usage_common);
+                "plugins' schemas. Nothing runs: the backend's own requirements (an Azure\n"
+                "workspace, say) are checked by `run --dry-run`.\n\n%s",
+                usage_validate);
     } else if (strcmp(cmd, "plugins") == 0) {
         fprintf(f, "usage: mlstage plugins [--output json] [--plugin-path DIR]\n\n"
                    "Lists the plugins found: name, version, ABI, summary and inputs.\n");
@@ -193,8 +200,10 @@ static int cmd_takes(const char *cmd, int opt)
         return 1;
     if (strcmp(cmd, "pipeline") == 0)
         return 1;
-    if (strcmp(cmd, "run") == 0 || strcmp(cmd, "validate") == 0)
+    if (strcmp(cmd, "run") == 0)
         return opt != OPT_ONLY && opt != OPT_FROM;
+    if (strcmp(cmd, "validate") == 0)
+        return opt == OPT_SET; /* it checks the manifests as written: nothing runs anywhere */
     return 0;
 }
 

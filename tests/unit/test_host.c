@@ -627,9 +627,10 @@ static void test_usage_errors_exit_2(void)
     const char *ignored[][4] = {{"run", "x.yml", "--only", "deploy"},
                                 {"provenance", "verify", "--set", "a=b"},
                                 {"plugins", "--backend", "azureml", NULL},
-                                {"models", "list", "--dry-run", NULL}};
-    const char *named[] = {"--only", "--set", "--backend", "--dry-run"};
-    for (size_t i = 0; i < 4; i++) {
+                                {"models", "list", "--dry-run", NULL},
+                                {"validate", "x.yml", "--backend", "azureml"}};
+    const char *named[] = {"--only", "--set", "--backend", "--dry-run", "--backend"};
+    for (size_t i = 0; i < 5; i++) {
         const char *args[5] = {ignored[i][0], ignored[i][1], ignored[i][2], ignored[i][3], NULL};
         run(args, NULL, &res);
         TU_ASSERT_EXIT(&res, 2);
