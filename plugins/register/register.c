@@ -12,12 +12,16 @@ static const char register_schema[] =
     "{"
     "\"type\": \"object\","
     "\"additionalProperties\": false,"
-    "\"required\": [\"model\", \"model_dir\"],"
+    "\"required\": [\"model\"],"
     "\"properties\": {"
     "  \"model\": {\"type\": \"string\", \"pattern\": \"^[A-Za-z0-9][A-Za-z0-9._-]*$\","
     "    \"maxLength\": 64, \"description\": \"the registered model's name\"},"
-    "  \"model_dir\": {\"type\": \"string\", \"minLength\": 1,"
-    "    \"description\": \"the model's files: a folder (taken recursively) or one file\"},"
+    "  \"model_dir\": {\"type\": [\"string\", \"null\"],"
+    "    \"description\": \"the model's files: a folder (taken recursively) or one file; "
+    "give it or model_uri\"},"
+    "  \"model_uri\": {\"type\": [\"string\", \"null\"],"
+    "    \"description\": \"azureml: the model files already in the workspace, e.g. train's "
+    "model_uri output; registered in place, nothing uploaded\"},"
     "  \"metrics\": {\"type\": [\"object\", \"string\", \"null\"],"
     "    \"description\": \"metrics: a mapping, a JSON object as text, or a JSON file's path\"},"
     "  \"params\": {\"type\": [\"object\", \"string\", \"null\"],"
@@ -158,7 +162,7 @@ static void write_summary(struct mlstage_ctx *ctx, const struct register_request
                  "### Model `%s` version %d%s\n\n"
                  "| | |\n|---|---|\n"
                  "| version | %d%s |\n"
-                 "| digest | `sha256:%.16s…` |\n"
+                 "| digest | %s%.16s%s |\n"
                  "| alias | %s |\n"
                  "| uri | `%s` |\n"
                  "| commit | `%.12s` (%s) |\n"
@@ -168,10 +172,12 @@ static void write_summary(struct mlstage_ctx *ctx, const struct register_request
                  : res->existed ? " (already registered)"
                                 : "",
                  res->version,
-                 res->planned   ? ", would be new"
-                 : res->existed ? ", same digest as before"
-                                : ", new",
-                 res->digest, req->alias ? req->alias : "—", res->uri, commit ? commit : "none",
+                 res->planned ? ", would be new"
+                 : res->existed
+                     ? (req->model_uri ? ", same model_uri as before" : ", same digest as before")
+                     : ", new",
+                 res->digest[0] ? "`sha256:" : "—", res->digest, res->digest[0] ? "…`" : "",
+                 req->alias ? req->alias : "—", res->uri, commit ? commit : "none",
                  branch ? branch : "none", metrics[0] ? metrics : "—") >= 0) {
         mlstage_summary_append(ctx, md);
         free(md);
@@ -209,6 +215,40 @@ static int write_registration(struct mlstage_ctx *ctx, const struct register_req
     return res->planned ? 0 : mlstage_artifact_add(ctx, path, NULL);
 }
 
+/* An optional string input, NULL when absent, null or empty (so `--set model_dir=` clears it). */
+static const char *given(struct mlstage_ctx *ctx, const char *key)
+{
+    const char *v = mlstage_input_string(ctx, key, NULL);
+    return v && *v ? v : NULL;
+}
+
+/*
+ * The model's files come from exactly one place: model_dir (here) or
+ * model_uri (already in the backend's storage, which not every backend has).
+ */
+static int check_source(struct mlstage_ctx *ctx, const struct register_backend *backend,
+                        const struct register_request *req)
+{
+    if (!req->model_dir && !req->model_uri)
+        return mlstage_error_set(ctx, MLSTAGE_EINPUT,
+                                 "inputs model_dir and model_uri: neither is set; give one: "
+                                 "model_dir, the model's files here, or (azureml) model_uri, files "
+                                 "already in the workspace such as train's model_uri output");
+    if (req->model_dir && req->model_uri)
+        return mlstage_error_set(ctx, MLSTAGE_EINPUT,
+                                 "inputs model_dir (%s) and model_uri (%s) are both set; give one "
+                                 "(to register model_uri with a manifest that sets model_dir, "
+                                 "clear it: --set model_dir=)",
+                                 req->model_dir, req->model_uri);
+    if (req->model_uri && !backend->takes_model_uri)
+        return mlstage_error_set(ctx, MLSTAGE_EINPUT,
+                                 "inputs.model_uri: the %s backend registers files from "
+                                 "inputs.model_dir, which is not set; model_uri (%s) names files "
+                                 "in an Azure ML workspace, which only --backend azureml registers",
+                                 backend->name, req->model_uri);
+    return 0;
+}
+
 static int register_run(struct mlstage_ctx *ctx)
 {
     const struct register_backend *backend = NULL;
@@ -223,7 +263,8 @@ static int register_run(struct mlstage_ctx *ctx)
     backend = backends[which];
     struct register_request req = {
         .model = mlstage_input_string(ctx, "model", NULL),
-        .model_dir = mlstage_input_string(ctx, "model_dir", NULL),
+        .model_dir = given(ctx, "model_dir"),
+        .model_uri = given(ctx, "model_uri"),
         .alias = mlstage_input_string(ctx, "alias", NULL),
         .description = mlstage_input_string(ctx, "description", NULL),
     };
@@ -231,13 +272,17 @@ static int register_run(struct mlstage_ctx *ctx)
         return mlstage_error_set(ctx, MLSTAGE_EINPUT,
                                  "inputs.alias: \"latest\" always means the newest version and "
                                  "cannot be set");
+    if ((rc = check_source(ctx, backend, &req)) != 0)
+        return rc;
+    const char *source = req.model_dir ? req.model_dir : req.model_uri;
     struct stat st;
-    if (mlstage_dry_run(ctx) && req.model_dir && stat(req.model_dir, &st) != 0) {
+    if (mlstage_dry_run(ctx) && ((req.model_dir && stat(req.model_dir, &st) != 0) ||
+                                 (req.model_uri && strstr(req.model_uri, "<stages.")))) {
         /* In a pipeline's dry run the model is made by a stage that has not run. */
         mlstage_plan(ctx,
                      "register %s as a new version of model %s (its files do not exist yet: an "
                      "earlier stage makes them)%s%s",
-                     req.model_dir, req.model, req.alias ? ", then point alias " : "",
+                     source, req.model, req.alias ? ", then point alias " : "",
                      req.alias ? req.alias : "");
         goto done;
     }
@@ -249,21 +294,24 @@ static int register_run(struct mlstage_ctx *ctx)
     req.params = params;
     req.tags = tags;
 
-    mlstage_info(ctx, "registering %s as model %s (%s backend)", req.model_dir, req.model,
-                 backend->name);
+    mlstage_info(ctx, "registering %s as model %s (%s backend)", source, req.model, backend->name);
     if ((rc = backend->create_version(ctx, &req, &res)) != 0)
         goto done;
+    /* A model_uri's files were not read, so there is no digest to show. */
+    char known[96] = "";
+    if (res.digest[0])
+        snprintf(known, sizeof(known), " (digest %.12s)", res.digest);
     if (res.existed)
         mlstage_info(ctx,
-                     "model %s: these files are already registered as version %d "
-                     "(digest %.12s); nothing new was written",
-                     req.model, res.version, res.digest);
+                     "model %s: %s already registered as version %d%s; nothing new was "
+                     "written",
+                     req.model, req.model_uri ? "this model_uri is" : "these files are",
+                     res.version, known);
     else if (res.planned)
-        mlstage_info(ctx, "model %s: would register version %d (digest %.12s)", req.model,
-                     res.version, res.digest);
+        mlstage_info(ctx, "model %s: would register version %d%s", req.model, res.version, known);
     else
-        mlstage_info(ctx, "model %s: registered version %d (digest %.12s) at %s", req.model,
-                     res.version, res.digest, res.uri);
+        mlstage_info(ctx, "model %s: registered version %d%s at %s", req.model, res.version, known,
+                     res.uri);
     metrics_text(metrics, mtext, sizeof(mtext));
     if (mtext[0])
         mlstage_info(ctx, "metrics: %s", mtext);

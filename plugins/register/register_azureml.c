@@ -1,5 +1,6 @@
 /* register_azureml.c — the azureml backend of register: the files go to the workspace's default
- * datastore as block blobs, then a model version is created with the commit's tags. */
+ * datastore as block blobs (or are already in the workspace: model_uri), then a model version is
+ * created with the commit's tags. */
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -29,9 +30,9 @@
 struct aml_run {
     char *ws; /* the workspace's Resource Manager path */
     const char *sub, *rg, *wsname;
-    char *versions; /* <ws>/models/<model>/versions */
-    json_object *files;
-    char digest[MLSTAGE_SHA256_HEX_LEN + 1];
+    char *versions;                              /* <ws>/models/<model>/versions */
+    json_object *files;                          /* NULL for a model_uri: its files are not read */
+    char digest[MLSTAGE_SHA256_HEX_LEN + 1];     /* "" for a model_uri */
     char provenance[MLSTAGE_SHA256_HEX_LEN + 1]; /* "" when the folder has no statement */
     /* the default datastore */
     char *datastore, *account, *container, *endpoint, *credentials_type;
@@ -77,6 +78,37 @@ static int check_model_name(struct mlstage_ctx *ctx, const char *model)
     return 0;
 }
 
+/*
+ * A model_uri must be an Azure ML URI of files the workspace can read, as
+ * train's model_uri output is (azureml://datastores/<d>/paths/<p>/) or a
+ * job's output (azureml://jobs/<job>/outputs/<o>/paths/<p>): a local path
+ * or another scheme would be registered as a version that points nowhere.
+ */
+static int check_model_uri(struct mlstage_ctx *ctx, const char *uri)
+{
+    static const char scheme[] = "azureml://";
+    const char *rest = strncmp(uri, scheme, strlen(scheme)) == 0 ? uri + strlen(scheme) : NULL;
+    int ok = rest && rest[strspn(rest, "/")] != '\0';
+    for (const char *p = uri; ok && *p; p++)
+        ok = !isspace((unsigned char)*p) && !iscntrl((unsigned char)*p);
+    if (ok && (strncmp(rest, "datastores/", 11) == 0 || strncmp(rest, "subscriptions/", 14) == 0)) {
+        /* The datastore form must name a datastore and a path inside it. */
+        char *ds = NULL, *path = NULL;
+        ok = aml_datastore_uri_split(ctx, uri, &ds, &path) == 0 && *ds && path[strspn(path, "/")];
+        free(ds);
+        free(path);
+    }
+    if (!ok)
+        return mlstage_error_set(ctx, MLSTAGE_EINPUT,
+                                 "inputs.model_uri: \"%s\" is not an Azure ML URI of the model's "
+                                 "files: expected azureml://datastores/<datastore>/paths/<path> "
+                                 "(train's model_uri output) or "
+                                 "azureml://jobs/<job>/outputs/<output>/paths/<path>; for files "
+                                 "on this machine use inputs.model_dir",
+                                 uri);
+    return 0;
+}
+
 static int open_run(struct mlstage_ctx *ctx, const struct register_request *req, struct aml_run *r)
 {
     int rc;
@@ -99,6 +131,12 @@ static int open_run(struct mlstage_ctx *ctx, const struct register_request *req,
     char *model = mlstage_url_encode(req->model);
     r->versions = aml_fmt("%s/models/%s/versions", r->ws, model);
     free(model);
+    if (req->model_uri) {
+        /* Registered in place: nothing here to hash or upload. */
+        if ((rc = check_model_uri(ctx, req->model_uri)) != 0)
+            return rc;
+        return r->versions ? 0 : mlstage_error_set(ctx, MLSTAGE_ENOMEM, "out of memory");
+    }
     /* The same walk and hash as the local registry, so the digest means the same everywhere. */
     if ((rc = mlstage_model_digest(ctx, req->model_dir, &r->files, r->digest)) != 0)
         return rc;
@@ -168,6 +206,42 @@ static int find_by_digest(struct mlstage_ctx *ctx, const struct aml_run *r, json
     }
     json_object_put(items);
     return 0;
+}
+
+/*
+ * The version registered with this modelUri (highest number), or *found
+ * NULL. The list cannot filter on modelUri, so every active version is read.
+ */
+static int find_by_uri(struct mlstage_ctx *ctx, const struct aml_run *r, const char *uri,
+                       json_object **found)
+{
+    json_object *items = NULL;
+    *found = NULL;
+    int rc = list_versions(ctx, r, "listViewType=ActiveOnly", &items);
+    if (rc)
+        return rc;
+    int best = 0;
+    for (size_t i = 0; i < json_object_array_length(items); i++) {
+        json_object *v = json_object_array_get_idx(items, i);
+        if (strcmp(aml_string_of(aml_object_of(v, "properties"), "modelUri") ?: "", uri) != 0)
+            continue;
+        int n = aml_version_number(aml_string_of(v, "name"));
+        if (n > best) {
+            best = n;
+            json_object_put(*found);
+            *found = json_object_get(v);
+        }
+    }
+    json_object_put(items);
+    return 0;
+}
+
+/* The version that already holds what req registers: the same files, or the same model_uri. */
+static int find_same(struct mlstage_ctx *ctx, const struct register_request *req,
+                     const struct aml_run *r, json_object **found)
+{
+    return req->model_uri ? find_by_uri(ctx, r, req->model_uri, found)
+                          : find_by_digest(ctx, r, found);
 }
 
 /* The highest version number the model has used, archived versions included (0: none). */
@@ -424,9 +498,11 @@ static json_object *record_of(struct mlstage_ctx *ctx, const struct register_req
     if (aml_string_of(sys, "createdAt"))
         json_object_object_add(rec, "created",
                                json_object_new_string(aml_string_of(sys, "createdAt")));
-    json_object_object_add(rec, "digest", json_object_new_string(r->digest));
+    /* A model_uri's files were not read here: no digest or file list to record. */
+    if (r->digest[0])
+        json_object_object_add(rec, "digest", json_object_new_string(r->digest));
     json_object *files = json_object_new_array();
-    for (size_t i = 0; i < json_object_array_length(r->files); i++) {
+    for (size_t i = 0; r->files && i < json_object_array_length(r->files); i++) {
         json_object *f = json_object_array_get_idx(r->files, i), *copy = json_object_new_object();
         json_object_object_add(copy, "path", json_object_get(json_object_object_get(f, "path")));
         json_object_object_add(copy, "sha256",
@@ -471,7 +547,8 @@ static json_object *version_body(struct mlstage_ctx *ctx, const struct register_
     {
         json_object_object_add(tags, tk, json_object_get(tv));
     }
-    json_object_object_add(tags, TAG_DIGEST, json_object_new_string(r->digest));
+    if (r->digest[0])
+        json_object_object_add(tags, TAG_DIGEST, json_object_new_string(r->digest));
     if (req->alias) {
         /* A new version carries its alias from the start; set_alias then only clears others. */
         char tag[128];
@@ -481,7 +558,8 @@ static json_object *version_body(struct mlstage_ctx *ctx, const struct register_
     if (r->provenance[0])
         json_object_object_add(tags, TAG_PROVENANCE, json_object_new_string(r->provenance));
 
-    json_object_object_add(bag, PROP_DIGEST, json_object_new_string(r->digest));
+    if (r->digest[0])
+        json_object_object_add(bag, PROP_DIGEST, json_object_new_string(r->digest));
     if (req->metrics) {
         json_object_object_foreach(req->metrics, mk, mv)
         {
@@ -558,7 +636,7 @@ static int create(struct mlstage_ctx *ctx, const struct register_request *req, s
             return rc;
         tried = version;
         json_object *same = NULL;
-        if ((rc = find_by_digest(ctx, r, &same)) != 0)
+        if ((rc = find_same(ctx, req, r, &same)) != 0)
             return rc;
         if (same) {
             res->existed = 1;
@@ -569,6 +647,11 @@ static int create(struct mlstage_ctx *ctx, const struct register_request *req, s
         mlstage_info(ctx, "version %d of model %s was taken meanwhile (409); trying the next one",
                      version, req->model);
     }
+    if (req->model_uri)
+        return mlstage_error_set(ctx, MLSTAGE_EFAIL,
+                                 "model %s: %d version numbers in a row were taken by other "
+                                 "registrations while this one tried; nothing was registered",
+                                 req->model, PUT_ATTEMPTS);
     return mlstage_error_set(ctx, MLSTAGE_EFAIL,
                              "model %s: %d version numbers in a row were taken by other "
                              "registrations while this one tried; nothing was registered (the "
@@ -623,14 +706,17 @@ static int azureml_create_version(struct mlstage_ctx *ctx, const struct register
         goto done;
     snprintf(res->digest, sizeof(res->digest), "%s", r.digest);
 
-    /* Idempotent: the same files give back their version, and nothing is uploaded. */
-    if ((rc = find_by_digest(ctx, &r, &found)) != 0)
+    /* Idempotent: the same files (or model_uri) give back their version; nothing is uploaded. */
+    if ((rc = find_same(ctx, req, &r, &found)) != 0)
         goto done;
     if (found) {
         res->existed = 1;
         res->version = aml_version_number(aml_string_of(found, "name"));
         resource = json_object_get(found);
-        if (mlstage_dry_run(ctx))
+        if (mlstage_dry_run(ctx) && req->model_uri)
+            mlstage_plan(ctx, "model %s: %s is already version %d; nothing to register", req->model,
+                         req->model_uri, res->version);
+        else if (mlstage_dry_run(ctx))
             mlstage_plan(ctx,
                          "model %s: these files are already version %d (digest %.12s); "
                          "nothing to upload or register",
@@ -638,13 +724,22 @@ static int azureml_create_version(struct mlstage_ctx *ctx, const struct register
         goto record;
     }
 
-    if ((rc = default_datastore(ctx, &r)) != 0 ||
-        (rc = upload_target(ctx, &r, &target, &secret)) != 0)
+    if (req->model_uri) {
+        /* The files are where the version will point: the workspace reads them in place. */
+        uri = strdup(req->model_uri);
+    } else {
+        if ((rc = default_datastore(ctx, &r)) != 0 ||
+            (rc = upload_target(ctx, &r, &target, &secret)) != 0)
+            goto done;
+        /* Every file is in storage before the version that points at them exists. */
+        if ((rc = upload_files(ctx, &r, &target)) != 0)
+            goto done;
+        uri = model_uri(&r, r.datastore, r.prefix);
+    }
+    if (!uri) {
+        rc = mlstage_error_set(ctx, MLSTAGE_ENOMEM, "out of memory");
         goto done;
-    /* Every file is in storage before the version that points at them exists. */
-    if ((rc = upload_files(ctx, &r, &target)) != 0)
-        goto done;
-    uri = model_uri(&r, r.datastore, r.prefix);
+    }
     body = version_body(ctx, req, &r, uri);
     if ((rc = create(ctx, req, &r, body, res, &resource)) != 0)
         goto done;
@@ -783,6 +878,7 @@ done:
 
 const struct register_backend register_azureml_backend = {
     .name = "azureml",
+    .takes_model_uri = 1,
     .create_version = azureml_create_version,
     .set_alias = azureml_set_alias,
 };

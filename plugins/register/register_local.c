@@ -80,6 +80,8 @@ static int local_set_alias(struct mlstage_ctx *ctx, const struct register_reques
 
 const struct register_backend register_local_backend = {
     .name = "local",
+    /* The local registry keeps its own copy of the files: it needs them here. */
+    .takes_model_uri = 0,
     .create_version = local_create_version,
     .set_alias = local_set_alias,
 };
