@@ -311,6 +311,58 @@ static void the_azureml_backend_without_a_workspace_names_the_missing_inputs(voi
     tu_cmd_free(&res);
 }
 
+/* `mlstage run tasks/register.yml ARGS` in a fresh workspace; no trained model is needed. */
+static void run_bare(const char *const *extra, struct tu_cmd *res)
+{
+    const char *args[16] = {"run", "tasks/register.yml"};
+    size_t n = 2;
+    for (const char *const *e = extra; e && *e; e++)
+        args[n++] = *e;
+    args[n] = NULL;
+    ex_mlstage(ws, args, NULL, res);
+}
+
+static void the_model_comes_from_exactly_one_of_model_dir_and_model_uri(void)
+{
+    tu_rm_rf(ws);
+    free(ws);
+    ws = ex_workspace();
+    const char *uri =
+        "model_uri=azureml://datastores/workspaceblobstore/paths/mlstage/train/j/model/";
+    struct tu_cmd res;
+    /* Neither: the manifest's model_dir cleared and no model_uri. */
+    run_bare((const char *[]){"--set", "model_dir=", NULL}, &res);
+    TU_ASSERT_EXIT(&res, 2);
+    TU_ASSERT_CONTAINS(res.err, "inputs model_dir and model_uri: neither is set");
+    tu_cmd_free(&res);
+    /* Both: model_uri next to the manifest's default model_dir; the error says how to clear it. */
+    run_bare((const char *[]){"--backend", "azureml", "--set", uri, NULL}, &res);
+    TU_ASSERT_EXIT(&res, 2);
+    TU_ASSERT_CONTAINS(res.err, "inputs model_dir (outputs/model) and model_uri (azureml://");
+    TU_ASSERT_CONTAINS(res.err, "are both set; give one");
+    TU_ASSERT_CONTAINS(res.err, "--set model_dir=");
+    tu_cmd_free(&res);
+    /* Only model_uri, on the local backend: it copies files, so it needs model_dir. */
+    run_bare((const char *[]){"--set", "model_dir=", "--set", uri, NULL}, &res);
+    TU_ASSERT_EXIT(&res, 2);
+    TU_ASSERT_CONTAINS(res.err, "inputs.model_uri: the local backend registers files from "
+                                "inputs.model_dir, which is not set");
+    TU_ASSERT_CONTAINS(res.err, "--backend azureml");
+    tu_cmd_free(&res);
+    /* `mlstage validate` takes a manifest without model_dir: the schema no longer requires it. */
+    char *m = tu_fmt("%s/by-uri.yml", ws);
+    tu_write(m, "task: register\nplugin: register\nbackend: azureml\ninputs:\n"
+                "  model: diabetes\n"
+                "  model_uri: azureml://datastores/workspaceblobstore/paths/m/\n");
+    ex_mlstage(ws, (const char *[]){"validate", m, NULL}, NULL, &res);
+    TU_ASSERT_EXIT(&res, 0);
+    tu_cmd_free(&res);
+    char *reg_dir = tu_fmt("%s/.mlstage/registry", ws);
+    CU_ASSERT_NOT_EQUAL(access(reg_dir, F_OK), 0);
+    free(reg_dir);
+    free(m);
+}
+
 static void a_dry_run_plans_the_version_and_writes_nothing(void)
 {
     if (!setup())
@@ -572,6 +624,8 @@ int main(int argc, char **argv)
          metrics_and_params_take_a_mapping_json_text_or_a_file},
         {"the azureml backend without a workspace names the missing inputs",
          the_azureml_backend_without_a_workspace_names_the_missing_inputs},
+        {"the model comes from exactly one of model_dir and model_uri",
+         the_model_comes_from_exactly_one_of_model_dir_and_model_uri},
         {"a dry run plans the version and writes nothing",
          a_dry_run_plans_the_version_and_writes_nothing},
         {"16 parallel runs give 16 distinct complete versions",

@@ -106,16 +106,18 @@ static void setup(uint64_t seed)
  * `blob_endpoint`), with `extra_env`. *doc (may be NULL) gets the --output
  * json document.
  */
-static void run_register(const char *const *extra, const char *blob_endpoint,
-                         const char *const *extra_env, struct tu_cmd *res, json_object **doc)
+static void run_register_from(const char *const *source, const char *const *extra,
+                              const char *blob_endpoint, const char *const *extra_env,
+                              struct tu_cmd *res, json_object **doc)
 {
-    const char *args[40] = {"run",         "tasks/register.yml",
-                            "--backend",   "azureml",
-                            "--output",    "json",
-                            "--set",       "model_dir=model",
-                            "--set",       "metrics=metrics.json",
-                            WORKSPACE_ARGS};
-    size_t n = 16;
+    const char *args[48] = {
+        "run",   "tasks/register.yml",   "--backend",   "azureml", "--output", "json",
+        "--set", "metrics=metrics.json", WORKSPACE_ARGS};
+    size_t n = 14;
+    for (const char *const *s = source; s && *s; s++) {
+        args[n++] = "--set";
+        args[n++] = *s;
+    }
     for (const char *const *e = extra; e && *e; e++)
         args[n++] = *e;
     args[n] = NULL;
@@ -133,6 +135,25 @@ static void run_register(const char *const *extra, const char *blob_endpoint,
         if (!*doc)
             fprintf(stderr, "\nno JSON on stdout:\n%s\n--- stderr\n%s\n", res->out, res->err);
     }
+}
+
+static void run_register(const char *const *extra, const char *blob_endpoint,
+                         const char *const *extra_env, struct tu_cmd *res, json_object **doc)
+{
+    run_register_from((const char *[]){"model_dir=model", NULL}, extra, blob_endpoint, extra_env,
+                      res, doc);
+}
+
+/* The model_uri train publishes for a job's model folder (the manifest's model_dir cleared). */
+#define TRAINED_URI(job)                                                                           \
+    "azureml://datastores/workspaceblobstore/paths/mlstage/train/" job "/model/"
+
+static void run_register_uri(const char *uri, const char *const *extra, struct tu_cmd *res,
+                             json_object **doc)
+{
+    char *set = tu_fmt("model_uri=%s", uri);
+    run_register_from((const char *[]){"model_dir=", set, NULL}, extra, NULL, NULL, res, doc);
+    free(set);
 }
 
 static const char *jstr(json_object *o, const char *key)
@@ -717,6 +738,224 @@ static void the_workspace_inputs_and_an_azure_model_name_are_checked_first(void)
     json_object_put(reqs);
 }
 
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The outputs' names, sorted and comma-separated, to compare two runs' sets. A new string. */
+static char *output_keys(json_object *doc)
+{
+    const char *names[32];
+    size_t n = 0;
+    json_object *outputs = jobj(doc, "outputs");
+    if (outputs) {
+        json_object_object_foreach(outputs, k, v)
+        {
+            (void)v;
+            if (n < 32)
+                names[n++] = k;
+        }
+    }
+    qsort(names, n, sizeof(names[0]), by_name);
+    char *keys = strdup("");
+    for (size_t i = 0; i < n; i++) {
+        char *more = tu_fmt("%s%s%s", keys, i ? "," : "", names[i]);
+        free(keys);
+        keys = more;
+    }
+    return keys;
+}
+
+static void a_model_uri_is_registered_in_place_and_nothing_is_uploaded(void)
+{
+    setup(13);
+    const char *uri = TRAINED_URI("job-13");
+    struct tu_cmd res;
+    json_object *doc = NULL;
+    run_register_uri(uri, NULL, &res, &doc);
+    TU_ASSERT_EXIT(&res, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+    CU_ASSERT_STRING_EQUAL(ex_output(doc, "version"), "1");
+    CU_ASSERT_STRING_EQUAL(ex_output(doc, "existed"), "false");
+    CU_ASSERT_STRING_EQUAL(ex_output(doc, "uri"), uri);
+    char *path = tu_fmt("%s/" AZF_CONTAINER "/mlstage/train/job-13/model/", azurite.endpoint);
+    CU_ASSERT_STRING_EQUAL(ex_output(doc, "path"), path);
+    CU_ASSERT_STRING_EQUAL(ex_output(doc, "id"), AZF_WS_PATH "/models/diabetes/versions/1");
+    /* Its files were not read here, so there is no digest; the key is there all the same. */
+    CU_ASSERT_STRING_EQUAL(ex_output(doc, "digest"), "");
+
+    /* The version points at the URI, with the provenance tags and metrics, but no digest. */
+    json_object *versions = azf_model_versions(&fake, "diabetes");
+    json_object *p = props_of(versions, "1"), *tags = jobj(p, "tags"), *bag = jobj(p, "properties");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_STRING_EQUAL(jstr(p, "modelUri"), uri);
+    CU_ASSERT_STRING_EQUAL(jstr(p, "modelType"), "custom_model");
+    TU_ASSERT_CONTAINS(jstr(p, "description"), "diabetes");
+    char *head = ex_git(ws, "HEAD");
+    CU_ASSERT_STRING_EQUAL(jstr(tags, "mlstage.commit"), head);
+    CU_ASSERT_STRING_EQUAL(jstr(tags, "mlstage.dirty"), "false");
+    CU_ASSERT_STRING_EQUAL(jstr(tags, "mlstage.run_id"), jstr(doc, "run_id"));
+    CU_ASSERT_STRING_EQUAL(jstr(tags, "mlstage.alias.candidate"), "true");
+    CU_ASSERT_STRING_EQUAL(jstr(tags, "project"), "diabetes-example");
+    CU_ASSERT_PTR_NULL(jobj(tags, "mlstage.digest"));
+    CU_ASSERT_PTR_NULL(jobj(bag, "mlstage.digest"));
+    CU_ASSERT_STRING_EQUAL(jstr(bag, "mlstage.metric.rmse"), "54.01");
+
+    /* Nothing went to storage: no request to Azurite, no datastore secret listed. */
+    char *log = tu_fmt("%s/http.log", jstr(doc, "run_dir"));
+    char *text = tu_read(log, NULL);
+    CU_ASSERT_PTR_NOT_NULL(text);
+    char *azurite_host = tu_fmt("127.0.0.1:%d", azurite.port);
+    TU_ASSERT_NOT_CONTAINS(text ? text : "", azurite_host);
+    TU_ASSERT_NOT_CONTAINS(text ? text : "", "listSecrets");
+    TU_ASSERT_NOT_CONTAINS(text ? text : "", "isDefault");
+
+    /* The registration record names the URI and is stamped. */
+    char *reg = tu_fmt("%s/outputs/registration.json", jstr(doc, "run_dir"));
+    char *rtext = tu_read(reg, NULL);
+    TU_ASSERT_CONTAINS(rtext, uri);
+    char *stmt = tu_fmt("%s.intoto.json", reg);
+    CU_ASSERT_EQUAL(access(stmt, R_OK), 0);
+
+    /* The same outputs as an upload publishes (a later run), so deploy and the pipelines read them
+     * alike. */
+    struct tu_cmd up;
+    json_object *updoc = NULL;
+    run_register(NULL, NULL, NULL, &up, &updoc);
+    TU_ASSERT_EXIT(&up, 0);
+    char *uri_keys = output_keys(doc), *upload_keys = output_keys(updoc);
+    CU_ASSERT_STRING_EQUAL(uri_keys, upload_keys);
+    TU_ASSERT_CONTAINS(uri_keys, "version");
+
+    free(stmt);
+    free(rtext);
+    free(reg);
+    free(azurite_host);
+    free(text);
+    free(log);
+    free(head);
+    json_object_put(versions);
+    free(uri_keys);
+    free(upload_keys);
+    json_object_put(updoc);
+    tu_cmd_free(&up);
+    free(path);
+    json_object_put(doc);
+    tu_cmd_free(&res);
+}
+
+static void the_same_model_uri_again_returns_its_version(void)
+{
+    setup(14);
+    struct tu_cmd first, second, other;
+    json_object *d1 = NULL, *d2 = NULL, *d3 = NULL;
+    run_register_uri(TRAINED_URI("job-14"), NULL, &first, &d1);
+    TU_ASSERT_EXIT(&first, 0);
+    CU_ASSERT_EQUAL(azf_call(&fake, "DELETE", "/_fake/requests", NULL, NULL), 200);
+
+    run_register_uri(TRAINED_URI("job-14"), NULL, &second, &d2);
+    TU_ASSERT_EXIT(&second, 0);
+    CU_ASSERT_STRING_EQUAL(ex_output(d2, "version"), "1");
+    CU_ASSERT_STRING_EQUAL(ex_output(d2, "existed"), "true");
+    CU_ASSERT_STRING_EQUAL(ex_output(d2, "uri"), ex_output(d1, "uri"));
+    CU_ASSERT_STRING_EQUAL(ex_output(d2, "path"), ex_output(d1, "path"));
+    CU_ASSERT_STRING_EQUAL(ex_output(d2, "id"), ex_output(d1, "id"));
+    TU_ASSERT_CONTAINS(second.err, "this model_uri is already registered as version 1");
+    /* No version written (the alias was already on it). */
+    json_object *reqs = azf_requests(&fake);
+    CU_ASSERT_EQUAL(azf_count(reqs, "PUT", "/versions/"), 0);
+    json_object_put(reqs);
+
+    /* Another job's model is another version. */
+    run_register_uri(TRAINED_URI("job-14b"), NULL, &other, &d3);
+    TU_ASSERT_EXIT(&other, 0);
+    CU_ASSERT_STRING_EQUAL(ex_output(d3, "version"), "2");
+    CU_ASSERT_STRING_EQUAL(ex_output(d3, "existed"), "false");
+    json_object *versions = azf_model_versions(&fake, "diabetes");
+    CU_ASSERT_EQUAL(json_object_object_length(versions), 2);
+    CU_ASSERT_STRING_EQUAL(jstr(props_of(versions, "2"), "modelUri"), TRAINED_URI("job-14b"));
+
+    json_object_put(versions);
+    json_object_put(d1);
+    json_object_put(d2);
+    json_object_put(d3);
+    tu_cmd_free(&first);
+    tu_cmd_free(&second);
+    tu_cmd_free(&other);
+}
+
+static void model_dir_and_model_uri_are_one_or_the_other_and_the_uri_is_azureml(void)
+{
+    setup(15);
+    struct tu_cmd res;
+    /* Both. */
+    run_register_from((const char *[]){"model_dir=model", "model_uri=" TRAINED_URI("j"), NULL},
+                      NULL, NULL, NULL, &res, NULL);
+    TU_ASSERT_EXIT(&res, 2);
+    TU_ASSERT_CONTAINS(res.err, "inputs model_dir (model) and model_uri (azureml://");
+    TU_ASSERT_CONTAINS(res.err, "are both set; give one");
+    tu_cmd_free(&res);
+    /* Neither. */
+    run_register_from((const char *[]){"model_dir=", NULL}, NULL, NULL, NULL, &res, NULL);
+    TU_ASSERT_EXIT(&res, 2);
+    TU_ASSERT_CONTAINS(res.err, "inputs model_dir and model_uri: neither is set");
+    tu_cmd_free(&res);
+    /* Not an Azure ML URI of files: a local path, another scheme, a datastore without a path. */
+    static const char *const bad[] = {
+        "outputs/model",
+        "https://acct.blob.core.windows.net/c/model/",
+        "azureml://",
+        "azureml://datastores/workspaceblobstore/paths/",
+        "azureml://datastores/workspaceblobstore",
+        "azureml://datastores/workspaceblobstore/paths/a b/",
+        NULL,
+    };
+    for (const char *const *b = bad; *b; b++) {
+        run_register_uri(*b, NULL, &res, NULL);
+        if (res.exit_code != 2)
+            fprintf(stderr, "\nmodel_uri %s: exit %d\n", *b, res.exit_code);
+        TU_ASSERT_EXIT(&res, 2);
+        TU_ASSERT_CONTAINS(res.err, "inputs.model_uri: \"");
+        TU_ASSERT_CONTAINS(res.err, "is not an Azure ML URI");
+        tu_cmd_free(&res);
+    }
+    /* Checked before anything is sent. */
+    json_object *reqs = azf_requests(&fake);
+    CU_ASSERT_EQUAL(json_object_array_length(reqs), 0);
+    json_object_put(reqs);
+}
+
+static void a_dry_run_of_a_model_uri_plans_the_put_and_sends_none_that_mutate(void)
+{
+    setup(16);
+    struct tu_cmd res;
+    json_object *doc = NULL;
+    run_register_uri(TRAINED_URI("job-16"), (const char *[]){"--dry-run", NULL}, &res, &doc);
+    TU_ASSERT_EXIT(&res, 0);
+    CU_ASSERT_STRING_EQUAL(ex_output(doc, "version"), "1");
+    CU_ASSERT_STRING_EQUAL(ex_output(doc, "existed"), "false");
+    TU_ASSERT_CONTAINS(res.err, "plan: PUT ");
+    TU_ASSERT_CONTAINS(res.err, "/models/diabetes/versions/1?api-version=2025-12-01");
+    TU_ASSERT_CONTAINS(res.err, "\"modelUri\": \"" TRAINED_URI("job-16") "\"");
+    TU_ASSERT_NOT_CONTAINS(res.err, "would upload");
+    json_object *reqs = azf_requests(&fake);
+    for (size_t i = 0; i < json_object_array_length(reqs); i++) {
+        json_object *r = json_object_array_get_idx(reqs, i);
+        const char *m = jstr(r, "method"), *p = jstr(r, "path");
+        int ok = strcmp(m, "GET") == 0 || (strcmp(m, "POST") == 0 && strstr(p, "/oauth2/"));
+        if (!ok)
+            fprintf(stderr, "\na dry run sent %s %s\n", m, p);
+        CU_ASSERT_TRUE(ok);
+    }
+    json_object *versions = azf_model_versions(&fake, "diabetes");
+    CU_ASSERT_EQUAL(json_object_object_length(versions), 0);
+    json_object_put(versions);
+    json_object_put(reqs);
+    json_object_put(doc);
+    tu_cmd_free(&res);
+}
+
 int main(int argc, char **argv)
 {
     static const struct tu_test tests[] = {
@@ -742,6 +981,14 @@ int main(int argc, char **argv)
          an_alias_moves_from_the_old_holder_to_the_new_one},
         {"the workspace inputs and an Azure model name are checked first",
          the_workspace_inputs_and_an_azure_model_name_are_checked_first},
+        {"a model_uri is registered in place and nothing is uploaded",
+         a_model_uri_is_registered_in_place_and_nothing_is_uploaded},
+        {"the same model_uri again returns its version",
+         the_same_model_uri_again_returns_its_version},
+        {"model_dir and model_uri are one or the other, and the URI is azureml://",
+         model_dir_and_model_uri_are_one_or_the_other_and_the_uri_is_azureml},
+        {"a dry run of a model_uri plans the PUT and sends none that mutate",
+         a_dry_run_of_a_model_uri_plans_the_put_and_sends_none_that_mutate},
         {NULL, NULL}};
     azt_env_clear();
     azurite_start(&azurite);

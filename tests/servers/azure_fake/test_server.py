@@ -771,6 +771,31 @@ class TestMachineLearning(Base):
         self.assertEqual(self.arm("GET", WS + "/models/diabetes/versions/9", api=ML_API).status,
                          404)
 
+    def test_a_model_version_can_point_at_files_already_in_the_workspace(self):
+        # What register does with train's model_uri: no upload, the job's output folder as it is.
+        uri = "azureml://datastores/workspaceblobstore/paths/mlstage/train/job-1/model/"
+        body = {"properties": {"modelUri": uri, "modelType": "custom_model",
+                               "tags": {"mlstage.commit": "abc"}}}
+        r = self.arm("PUT", WS + "/models/diabetes/versions/1", body, ML_API)
+        self.assertEqual(r.status, 201)
+        self.assertEqual(r.json["properties"]["modelUri"], uri)
+        g = self.arm("GET", WS + "/models/diabetes/versions/1", api=ML_API).json
+        self.assertEqual((g["properties"]["modelUri"], g["properties"]["modelType"]),
+                         (uri, "custom_model"))
+        # A job's output and the long datastore form are asset URIs too.
+        for n, u in ((2, "azureml://jobs/job-1/outputs/artifacts/paths/model/"),
+                     (3, "azureml://subscriptions/s/resourcegroups/rg/workspaces/w/datastores/"
+                         "workspaceblobstore/paths/m/")):
+            r = self.arm("PUT", WS + "/models/diabetes/versions/%d" % n,
+                         {"properties": {"modelUri": u}}, ML_API)
+            self.assertEqual(r.status, 201, r.json)
+        # A datastore URI without a path, or of a datastore the workspace does not have: 400.
+        for u in ("azureml://datastores/workspaceblobstore",
+                  "azureml://datastores/nosuchstore/paths/m/"):
+            r = self.arm("PUT", WS + "/models/diabetes/versions/4",
+                         {"properties": {"modelUri": u}}, ML_API)
+            self.assert_error(r, 400, "UserError", "properties.modelUri")
+
     def test_model_version_list_orders_filters_and_pages(self):
         self.control("POST", "/_fake/config", {"page_size": 2})
         for v in ("1", "2", "3"):
