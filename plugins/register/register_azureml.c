@@ -175,6 +175,37 @@ static int list_versions(struct mlstage_ctx *ctx, const struct aml_run *r, const
     return rc;
 }
 
+static const char *digest_of(json_object *v)
+{
+    return aml_string_of(aml_object_of(aml_object_of(v, "properties"), "tags"), TAG_DIGEST);
+}
+
+static const char *model_uri_of(json_object *v)
+{
+    return aml_string_of(aml_object_of(v, "properties"), "modelUri");
+}
+
+/* The highest-numbered version of `items` whose field `get` reads is `want`: new reference, or
+ * NULL. */
+static json_object *highest_with(json_object *items, const char *(*get)(json_object *),
+                                 const char *want)
+{
+    json_object *found = NULL;
+    int best = 0;
+    for (size_t i = 0; i < json_object_array_length(items); i++) {
+        json_object *v = json_object_array_get_idx(items, i);
+        /* A list's filter is the service's; the comparison is ours. */
+        if (strcmp(get(v) ?: "", want) != 0)
+            continue;
+        int n = aml_version_number(aml_string_of(v, "name"));
+        if (n > best) {
+            best = n;
+            found = v;
+        }
+    }
+    return found ? json_object_get(found) : NULL;
+}
+
 /* The version registered with these files (highest number), or *found NULL. */
 static int find_by_digest(struct mlstage_ctx *ctx, const struct aml_run *r, json_object **found)
 {
@@ -189,21 +220,7 @@ static int find_by_digest(struct mlstage_ctx *ctx, const struct aml_run *r, json
     free(filter);
     if (rc)
         return rc;
-    int best = 0;
-    for (size_t i = 0; i < json_object_array_length(items); i++) {
-        json_object *v = json_object_array_get_idx(items, i);
-        /* The filter is the service's; the comparison is ours. */
-        if (strcmp(aml_string_of(aml_object_of(aml_object_of(v, "properties"), "tags"), TAG_DIGEST)
-                       ?: "",
-                   r->digest))
-            continue;
-        int n = aml_version_number(aml_string_of(v, "name"));
-        if (n > best) {
-            best = n;
-            json_object_put(*found);
-            *found = json_object_get(v);
-        }
-    }
+    *found = highest_with(items, digest_of, r->digest);
     json_object_put(items);
     return 0;
 }
@@ -220,18 +237,7 @@ static int find_by_uri(struct mlstage_ctx *ctx, const struct aml_run *r, const c
     int rc = list_versions(ctx, r, "listViewType=ActiveOnly", &items);
     if (rc)
         return rc;
-    int best = 0;
-    for (size_t i = 0; i < json_object_array_length(items); i++) {
-        json_object *v = json_object_array_get_idx(items, i);
-        if (strcmp(aml_string_of(aml_object_of(v, "properties"), "modelUri") ?: "", uri) != 0)
-            continue;
-        int n = aml_version_number(aml_string_of(v, "name"));
-        if (n > best) {
-            best = n;
-            json_object_put(*found);
-            *found = json_object_get(v);
-        }
-    }
+    *found = highest_with(items, model_uri_of, uri);
     json_object_put(items);
     return 0;
 }

@@ -252,6 +252,46 @@ static size_t count_status(json_object *log, long status)
     return n;
 }
 
+/*
+ * What every version register creates carries, whatever its files: at
+ * `uri`, custom_model, the manifest's description, the commit's and the
+ * run's tags, the alias, the tags input and the metrics.
+ */
+static void assert_version_is(json_object *versions, const char *n, const char *uri,
+                              json_object *doc)
+{
+    json_object *p = props_of(versions, n), *tags = jobj(p, "tags"), *bag = jobj(p, "properties");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_STRING_EQUAL(jstr(p, "modelUri"), uri);
+    CU_ASSERT_STRING_EQUAL(jstr(p, "modelType"), "custom_model");
+    TU_ASSERT_CONTAINS(jstr(p, "description"), "diabetes");
+    char *head = ex_git(ws, "HEAD"), *branch = ex_git(ws, "--abbrev-ref HEAD");
+    CU_ASSERT_STRING_EQUAL(jstr(tags, "mlstage.commit"), head);
+    CU_ASSERT_STRING_EQUAL(jstr(tags, "mlstage.branch"), branch);
+    CU_ASSERT_STRING_EQUAL(jstr(tags, "mlstage.dirty"), "false");
+    CU_ASSERT_STRING_EQUAL(jstr(tags, "mlstage.run_id"), jstr(doc, "run_id"));
+    CU_ASSERT_STRING_EQUAL(jstr(tags, "mlstage.ci_run_url"), "local");
+    CU_ASSERT_STRING_EQUAL(jstr(tags, "mlstage.alias.candidate"), "true");
+    CU_ASSERT_STRING_EQUAL(jstr(tags, "project"), "diabetes-example");
+    CU_ASSERT_STRING_EQUAL(jstr(bag, "mlstage.metric.rmse"), "54.01");
+    CU_ASSERT_STRING_EQUAL(jstr(bag, "mlstage.metric.r2"), "0.45");
+    free(branch);
+    free(head);
+}
+
+/* What a dry run may send: reads, and token requests. */
+static void assert_only_reads(json_object *reqs)
+{
+    for (size_t i = 0; i < json_object_array_length(reqs); i++) {
+        json_object *r = json_object_array_get_idx(reqs, i);
+        const char *m = jstr(r, "method"), *p = jstr(r, "path");
+        int ok = strcmp(m, "GET") == 0 || (strcmp(m, "POST") == 0 && strstr(p, "/oauth2/"));
+        if (!ok)
+            fprintf(stderr, "\na dry run sent %s %s\n", m, p);
+        CU_ASSERT_TRUE(ok);
+    }
+}
+
 /* ---- tests ----------------------------------------------------------------------------------- */
 
 static void uploads_the_files_then_creates_the_version_with_the_commits_tags(void)
@@ -282,26 +322,13 @@ static void uploads_the_files_then_creates_the_version_with_the_commits_tags(voi
     /* The version: files by modelUri, commit tags, digests, metrics as properties. */
     json_object *versions = azf_model_versions(&fake, "diabetes");
     CU_ASSERT_EQUAL(json_object_object_length(versions), 1);
+    assert_version_is(versions, "1", uri, doc);
     json_object *p = props_of(versions, "1"), *tags = jobj(p, "tags"), *bag = jobj(p, "properties");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
-    CU_ASSERT_STRING_EQUAL(jstr(p, "modelUri"), uri);
-    CU_ASSERT_STRING_EQUAL(jstr(p, "modelType"), "custom_model");
-    TU_ASSERT_CONTAINS(jstr(p, "description"), "diabetes");
-    char *head = ex_git(ws, "HEAD");
-    CU_ASSERT_STRING_EQUAL(jstr(tags, "mlstage.commit"), head);
-    char *branch = ex_git(ws, "--abbrev-ref HEAD");
-    CU_ASSERT_STRING_EQUAL(jstr(tags, "mlstage.branch"), branch);
-    CU_ASSERT_STRING_EQUAL(jstr(tags, "mlstage.dirty"), "false");
-    CU_ASSERT_STRING_EQUAL(jstr(tags, "mlstage.run_id"), jstr(doc, "run_id"));
-    CU_ASSERT_STRING_EQUAL(jstr(tags, "mlstage.ci_run_url"), "local");
     CU_ASSERT_STRING_EQUAL(jstr(tags, "mlstage.digest"), digest);
     char *statement_sha = sha_of("model.intoto.json");
     CU_ASSERT_STRING_EQUAL(jstr(tags, "mlstage.provenance_sha256"), statement_sha);
-    CU_ASSERT_STRING_EQUAL(jstr(tags, "mlstage.alias.candidate"), "true");
-    CU_ASSERT_STRING_EQUAL(jstr(tags, "project"), "diabetes-example");
     CU_ASSERT_STRING_EQUAL(jstr(bag, "mlstage.digest"), digest);
-    CU_ASSERT_STRING_EQUAL(jstr(bag, "mlstage.metric.rmse"), "54.01");
-    CU_ASSERT_STRING_EQUAL(jstr(bag, "mlstage.metric.r2"), "0.45");
+    char *head = ex_git(ws, "HEAD");
 
     /* The digest is the local registry's: a local registration of the same files agrees. */
     struct tu_cmd local;
@@ -341,7 +368,6 @@ static void uploads_the_files_then_creates_the_version_with_the_commits_tags(voi
     json_object_put(ldoc);
     tu_cmd_free(&local);
     free(statement_sha);
-    free(branch);
     free(head);
     json_object_put(versions);
     free(path);
@@ -591,14 +617,7 @@ static void a_dry_run_prints_the_requests_and_sends_none_that_mutate(void)
     TU_ASSERT_CONTAINS(res.err, "\"mlstage.alias.candidate\": \"true\"");
     /* Reads only: tokens, lists, the datastore; no secrets listed, nothing written. */
     json_object *reqs = azf_requests(&fake);
-    for (size_t i = 0; i < json_object_array_length(reqs); i++) {
-        json_object *r = json_object_array_get_idx(reqs, i);
-        const char *m = jstr(r, "method"), *p = jstr(r, "path");
-        int ok = strcmp(m, "GET") == 0 || (strcmp(m, "POST") == 0 && strstr(p, "/oauth2/"));
-        if (!ok)
-            fprintf(stderr, "\na dry run sent %s %s\n", m, p);
-        CU_ASSERT_TRUE(ok);
-    }
+    assert_only_reads(reqs);
     json_object *versions = azf_model_versions(&fake, "diabetes");
     CU_ASSERT_EQUAL(json_object_object_length(versions), 0);
     char *list = tu_fmt("/" AZF_CONTAINER "?restype=container&comp=list&prefix=mlstage/diabetes/"
@@ -787,20 +806,11 @@ static void a_model_uri_is_registered_in_place_and_nothing_is_uploaded(void)
 
     /* The version points at the URI, with the provenance tags and metrics, but no digest. */
     json_object *versions = azf_model_versions(&fake, "diabetes");
-    json_object *p = props_of(versions, "1"), *tags = jobj(p, "tags"), *bag = jobj(p, "properties");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
-    CU_ASSERT_STRING_EQUAL(jstr(p, "modelUri"), uri);
-    CU_ASSERT_STRING_EQUAL(jstr(p, "modelType"), "custom_model");
-    TU_ASSERT_CONTAINS(jstr(p, "description"), "diabetes");
-    char *head = ex_git(ws, "HEAD");
-    CU_ASSERT_STRING_EQUAL(jstr(tags, "mlstage.commit"), head);
-    CU_ASSERT_STRING_EQUAL(jstr(tags, "mlstage.dirty"), "false");
-    CU_ASSERT_STRING_EQUAL(jstr(tags, "mlstage.run_id"), jstr(doc, "run_id"));
-    CU_ASSERT_STRING_EQUAL(jstr(tags, "mlstage.alias.candidate"), "true");
-    CU_ASSERT_STRING_EQUAL(jstr(tags, "project"), "diabetes-example");
-    CU_ASSERT_PTR_NULL(jobj(tags, "mlstage.digest"));
-    CU_ASSERT_PTR_NULL(jobj(bag, "mlstage.digest"));
-    CU_ASSERT_STRING_EQUAL(jstr(bag, "mlstage.metric.rmse"), "54.01");
+    assert_version_is(versions, "1", uri, doc);
+    json_object *p = props_of(versions, "1");
+    CU_ASSERT_PTR_NULL(jobj(jobj(p, "tags"), "mlstage.digest"));
+    CU_ASSERT_PTR_NULL(jobj(jobj(p, "tags"), "mlstage.provenance_sha256"));
+    CU_ASSERT_PTR_NULL(jobj(jobj(p, "properties"), "mlstage.digest"));
 
     /* Nothing went to storage: no request to Azurite, no datastore secret listed. */
     char *log = tu_fmt("%s/http.log", jstr(doc, "run_dir"));
@@ -834,7 +844,6 @@ static void a_model_uri_is_registered_in_place_and_nothing_is_uploaded(void)
     free(azurite_host);
     free(text);
     free(log);
-    free(head);
     json_object_put(versions);
     free(uri_keys);
     free(upload_keys);
@@ -940,14 +949,7 @@ static void a_dry_run_of_a_model_uri_plans_the_put_and_sends_none_that_mutate(vo
     TU_ASSERT_CONTAINS(res.err, "\"modelUri\": \"" TRAINED_URI("job-16") "\"");
     TU_ASSERT_NOT_CONTAINS(res.err, "would upload");
     json_object *reqs = azf_requests(&fake);
-    for (size_t i = 0; i < json_object_array_length(reqs); i++) {
-        json_object *r = json_object_array_get_idx(reqs, i);
-        const char *m = jstr(r, "method"), *p = jstr(r, "path");
-        int ok = strcmp(m, "GET") == 0 || (strcmp(m, "POST") == 0 && strstr(p, "/oauth2/"));
-        if (!ok)
-            fprintf(stderr, "\na dry run sent %s %s\n", m, p);
-        CU_ASSERT_TRUE(ok);
-    }
+    assert_only_reads(reqs);
     json_object *versions = azf_model_versions(&fake, "diabetes");
     CU_ASSERT_EQUAL(json_object_object_length(versions), 0);
     json_object_put(versions);
