@@ -6,6 +6,7 @@
 #include "aml.h"
 #include "deploy.h"
 #include "plugin_backend.h"
+#include "plugin_input.h"
 #include "smoke.h"
 
 static const char deploy_schema[] =
@@ -64,13 +65,6 @@ static const struct deploy_backend *const backends[] = {&deploy_local_backend,
 static const char *backend_name(size_t i)
 {
     return backends[i]->name;
-}
-
-/* An optional string input, NULL when absent, null or empty. */
-static const char *optional(struct mlstage_ctx *ctx, const char *key)
-{
-    const char *s = mlstage_input_string(ctx, key, NULL);
-    return s && *s ? s : NULL;
 }
 
 static void publish(struct mlstage_ctx *ctx, const struct deploy_request *req,
@@ -142,8 +136,8 @@ static int deploy_run(struct mlstage_ctx *ctx)
         .command = mlstage_input_string(ctx, "command", NULL),
         .health_path = mlstage_input_string(ctx, "health_path", "/health"),
         .startup_timeout_s = mlstage_input_double(ctx, "startup_timeout", 60),
-        .sample_requests = optional(ctx, "sample_requests"),
-        .set_alias = optional(ctx, "set_alias"),
+        .sample_requests = plugin_input_optional(ctx, "sample_requests"),
+        .set_alias = plugin_input_optional(ctx, "set_alias"),
         .keep_running = mlstage_input_bool(ctx, "keep_running", 0),
         .rollback = mlstage_input_bool(ctx, "rollback", 0),
     };

@@ -7,17 +7,11 @@
 
 #include "aml.h"
 #include "deploy.h"
+#include "plugin_input.h"
 #include "smoke.h"
 
 /* Lines of the inference server's log shown when a deployment fails. */
 #define LOG_TAIL_LINES 200
-
-/* An optional string input: NULL when absent, null or empty (as ${var.x:-} gives). */
-static const char *optional(struct mlstage_ctx *ctx, const char *key)
-{
-    const char *s = mlstage_input_string(ctx, key, NULL);
-    return s && *s ? s : NULL;
-}
 
 /* The slots, as static strings for deploy_result. */
 static const char *slot_static(const char *name)
@@ -510,7 +504,7 @@ static json_object *deployment_body(struct mlstage_ctx *ctx, const struct deploy
     char *desc = aml_fmt("model %s version %s, deployed by mlstage", req->model, version);
     json_object_object_add(props, "description", json_object_new_string(desc ? desc : ""));
     free(desc);
-    const char *env = optional(ctx, "environment");
+    const char *env = plugin_input_optional(ctx, "environment");
     if (env) {
         const char *colon =
             strncmp(env, "azureml:", 8) == 0 && env[8] != '/' ? strchr(env + 8, ':') : NULL;
@@ -528,8 +522,9 @@ static json_object *deployment_body(struct mlstage_ctx *ctx, const struct deploy
     if (code_id) {
         json_object *code = json_object_new_object();
         json_object_object_add(code, "codeId", json_object_new_string(code_id));
-        json_object_object_add(code, "scoringScript",
-                               json_object_new_string(optional(ctx, "scoring_script")));
+        json_object_object_add(
+            code, "scoringScript",
+            json_object_new_string(plugin_input_optional(ctx, "scoring_script")));
         json_object_object_add(props, "codeConfiguration", code);
     }
     json_object_object_add(body, "properties", props);
@@ -539,7 +534,8 @@ static json_object *deployment_body(struct mlstage_ctx *ctx, const struct deploy
 /* Uploads inputs.code as a code asset when it is set; scoring_script goes with it. */
 static int scoring_code(struct mlstage_ctx *ctx, const struct aml_deploy *d, char **code_id)
 {
-    const char *code = optional(ctx, "code"), *script = optional(ctx, "scoring_script");
+    const char *code = plugin_input_optional(ctx, "code"),
+               *script = plugin_input_optional(ctx, "scoring_script");
     *code_id = NULL;
     if (!code && !script)
         return 0;

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "plugin_backend.h"
+#include "plugin_input.h"
 #include "register.h"
 
 static const char register_schema[] =
@@ -215,13 +216,6 @@ static int write_registration(struct mlstage_ctx *ctx, const struct register_req
     return res->planned ? 0 : mlstage_artifact_add(ctx, path, NULL);
 }
 
-/* An optional string input, NULL when absent, null or empty (so `--set model_dir=` clears it). */
-static const char *given(struct mlstage_ctx *ctx, const char *key)
-{
-    const char *v = mlstage_input_string(ctx, key, NULL);
-    return v && *v ? v : NULL;
-}
-
 /*
  * The model's files come from exactly one place: model_dir (here) or
  * model_uri (already in the backend's storage, which not every backend has).
@@ -263,8 +257,8 @@ static int register_run(struct mlstage_ctx *ctx)
     backend = backends[which];
     struct register_request req = {
         .model = mlstage_input_string(ctx, "model", NULL),
-        .model_dir = given(ctx, "model_dir"),
-        .model_uri = given(ctx, "model_uri"),
+        .model_dir = plugin_input_optional(ctx, "model_dir"),
+        .model_uri = plugin_input_optional(ctx, "model_uri"),
         .alias = mlstage_input_string(ctx, "alias", NULL),
         .description = mlstage_input_string(ctx, "description", NULL),
     };

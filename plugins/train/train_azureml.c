@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "aml.h"
+#include "plugin_input.h"
 
 /* The job's one output: the run's outputs folder, as ${run.outputs_dir} is locally. */
 #define OUTPUT_NAME "outputs_dir"
@@ -24,13 +25,6 @@ static double now_mono(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* An optional string input: NULL when absent, null or empty (as ${var.x:-} gives). */
-static const char *optional(struct mlstage_ctx *ctx, const char *key)
-{
-    const char *s = mlstage_input_string(ctx, key, NULL);
-    return s && *s ? s : NULL;
 }
 
 /* ---- what is submitted ------------------------------------------------------ */
@@ -198,13 +192,14 @@ static int job_inputs(struct mlstage_ctx *ctx, const struct train_job *job, json
 static int job_body(struct mlstage_ctx *ctx, const struct aml_train *t, const struct train_job *job,
                     const char *code_id, json_object **out)
 {
-    const char *compute = optional(ctx, "compute"), *env = optional(ctx, "environment");
+    const char *compute = plugin_input_optional(ctx, "compute"),
+               *env = plugin_input_optional(ctx, "environment");
     char *command = job_command(ctx, job), *cid = compute_id(&t->ws, compute);
     char *eid = environment_id(&t->ws, env);
     char *display = aml_fmt("%s %s", mlstage_task_name(ctx), mlstage_run_id(ctx));
     char *out_uri = aml_fmt("azureml://datastores/%s/paths/mlstage/%s/%s/", t->datastore,
                             mlstage_task_name(ctx), t->job_name);
-    const char *experiment = optional(ctx, "experiment");
+    const char *experiment = plugin_input_optional(ctx, "experiment");
     json_object *body = NULL, *props = json_object_new_object();
     json_object *env_vars = json_object_new_object(), *inputs = json_object_new_object();
     int rc = 0;
@@ -544,7 +539,7 @@ static int submit(struct mlstage_ctx *ctx, struct aml_train *t, const struct tra
     size_t n = 0;
     static const char *const needed[] = {"code", "compute", "environment"};
     for (size_t i = 0; i < 3; i++)
-        if (!optional(ctx, needed[i]))
+        if (!plugin_input_optional(ctx, needed[i]))
             missing[n++] = needed[i];
     if (n)
         return mlstage_error_set(ctx, MLSTAGE_EINPUT,
@@ -552,14 +547,14 @@ static int submit(struct mlstage_ctx *ctx, struct aml_train *t, const struct tra
                                  "and environment; not set: %s%s%s%s%s",
                                  missing[0], n > 1 ? ", " : "", n > 1 ? missing[1] : "",
                                  n > 2 ? ", " : "", n > 2 ? missing[2] : "");
-    const char *code = optional(ctx, "code");
+    const char *code = plugin_input_optional(ctx, "code");
     char *code_dir =
         code[0] == '/' ? strdup(code) : aml_fmt("%s/%s", mlstage_workspace_dir(ctx), code);
     char *code_id = NULL;
     json_object *body = NULL;
     long status = 0;
     int rc = code_dir ? 0 : mlstage_error_set(ctx, MLSTAGE_ENOMEM, "out of memory");
-    const char *cwd = optional(ctx, "cwd");
+    const char *cwd = plugin_input_optional(ctx, "cwd");
     if (rc == 0 && cwd && strcmp(cwd, code) != 0)
         mlstage_warn(ctx,
                      "inputs.cwd (%s) is where the command runs locally; on Azure ML it runs in "
@@ -570,7 +565,8 @@ static int submit(struct mlstage_ctx *ctx, struct aml_train *t, const struct tra
     if (rc == 0)
         rc = job_body(ctx, t, job, code_id, &body);
     if (rc == 0) {
-        mlstage_info(ctx, "submitting job %s to compute %s", t->job_name, optional(ctx, "compute"));
+        mlstage_info(ctx, "submitting job %s to compute %s", t->job_name,
+                     plugin_input_optional(ctx, "compute"));
         rc = mlstage_arm_request(ctx, "PUT", t->job_path, AML_API_VERSION, body, &status, created);
     }
     if (rc == 0 && status == 0 && !mlstage_dry_run(ctx))
@@ -604,7 +600,7 @@ static int azureml_run(struct mlstage_ctx *ctx, const struct train_job *job,
 {
     struct aml_train t;
     json_object *first = NULL, *final = NULL;
-    const char *attach_to = optional(ctx, "attach");
+    const char *attach_to = plugin_input_optional(ctx, "attach");
     int rc;
     memset(&t, 0, sizeof(t));
     out->remote = 1;
