@@ -533,6 +533,7 @@ static enum outcome msi_get(struct attempt *a, const char *url, const char *cons
                             double connect_s, int probe, const char *where)
 {
     enum outcome out = SRC_FAILED;
+    json_object *o = NULL;
     struct mlstage_http_request req = {.method = "GET",
                                        .url = url,
                                        .headers = headers,
@@ -547,6 +548,9 @@ static enum outcome msi_get(struct attempt *a, const char *url, const char *cons
             out = failed(a, MLSTAGE_EREMOTE, "%s: %.500s", where, mlstage_error_message(a->ctx));
         goto done;
     }
+    /* The answer's JSON, parsed once: a probe needs to know there is some, a 200 holds the token.
+     */
+    o = azure_json_parse(resp->body, resp->body_len);
     if (probe) {
         /*
          * Whatever IMDS says, it says in JSON. Anything else (a proxy's 403
@@ -554,10 +558,7 @@ static enum outcome msi_get(struct attempt *a, const char *url, const char *cons
          * here: unavailable, and the chain goes on, as DefaultAzureCredential
          * does.
          */
-        json_object *o = azure_json_parse(resp->body, resp->body_len);
-        int is_json = o != NULL;
-        json_object_put(o);
-        if (!is_json) {
+        if (!o) {
             out = unavailable(a, "%s answered HTTP %ld, but not in JSON as IMDS does: not IMDS",
                               where, resp->status);
             goto done;
@@ -565,16 +566,15 @@ static enum outcome msi_get(struct attempt *a, const char *url, const char *cons
         a->st->imds_answered = 1;
         /* IMDS is there but busy or updating (404, 410, 429, 5xx): now ask with full retries. */
         if (resp->status == 404 || resp->status == 410 || http_status_retryable(resp->status)) {
+            json_object_put(o);
             mlstage_http_response_free(resp);
             return msi_get(a, url, headers, 0, 0, where);
         }
     }
     if (resp->status == 200) {
-        json_object *o = azure_json_parse(resp->body, resp->body_len);
         out = token_take(a, o, "access_token", where) == 0 ? SRC_OK : SRC_FAILED;
         if (out == SRC_FAILED)
             a->code = MLSTAGE_EAUTH;
-        json_object_put(o);
         goto done;
     }
     buf_printf(&a->why, "%s: ", where);
@@ -587,6 +587,7 @@ static enum outcome msi_get(struct attempt *a, const char *url, const char *cons
         a->code = rc == MLSTAGE_EREMOTE ? MLSTAGE_EREMOTE : MLSTAGE_EAUTH;
     }
 done:
+    json_object_put(o);
     mlstage_http_response_free(resp);
     return out;
 }
